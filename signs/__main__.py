@@ -1,0 +1,5 @@
+import sys
+
+from signs.cli import main
+
+sys.exit(main())

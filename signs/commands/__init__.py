@@ -1,0 +1,15 @@
+"""One module per ``signs`` subcommand, each with ``register(subparsers)``.
+
+A command module imports nothing heavy at module level: frameworks are imported inside ``run``.
+"""
+
+COMMANDS = (
+    "verify",
+    "init",
+    "convert",
+    "import_images",
+    "train",
+    "evaluate",
+    "predict",
+    "bench",
+)

@@ -1,0 +1,97 @@
+"""Every numeric tolerance of the project, declared once, per dtype.
+
+The error measure everywhere is the *relative error to the tensor's scale*:
+
+    rel = max|a - b| / max(max|a|, max|b|, tiny)
+
+which is what a user cares about when moving a model: how large the worst disagreement is compared
+with the values the tensor actually holds. Never loosen a number here to make a test pass: find the
+bug. Observed worst cases are recorded beside each tolerance (how they were measured is in
+parity_tests/README.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "TINY",
+    "FLOAT64_PARITY",
+    "FLOAT32_PARITY",
+    "FLOAT64_ADAM_STEPS",
+    "FLOAT32_ADAM_STEPS",
+    "LOOP_VS_FAST_FLOAT64",
+    "LOOP_VS_FAST_FLOAT32",
+    "GRADIENT_CHECK",
+    "parity_tolerance",
+    "adam_tolerance",
+    "relative_error",
+]
+
+TINY = 1e-30
+
+# Cross-framework parity, float64: every activation, the loss and every gradient.
+FLOAT64_PARITY = 1e-10
+
+# Cross-framework parity, float32: one tolerance per quantity (no looser than 1e-4 by policy).
+FLOAT32_PARITY: dict[str, float] = {
+    "Z1": 1e-5,
+    "A1": 1e-5,
+    "P1": 1e-5,
+    "Z2": 1e-5,
+    "A2": 1e-5,
+    "P2": 1e-5,
+    "F": 1e-5,
+    "Z3": 1e-5,
+    "cost": 1e-5,
+    "dW1": 1e-4,
+    "dW2": 1e-4,
+    "dW3": 1e-5,
+    "db3": 1e-5,
+    "dX": 1e-4,
+}
+
+# Weights and Adam state after K optimizer steps from the same start on the same batches.
+FLOAT64_ADAM_STEPS = 1e-9
+FLOAT32_ADAM_STEPS = 1e-4
+
+# NumPy loop (course) implementation against the vectorised one, same dtype.
+LOOP_VS_FAST_FLOAT64 = 1e-12
+LOOP_VS_FAST_FLOAT32 = 1e-5
+
+# Centred finite differences in float64 against the analytic backward.
+GRADIENT_CHECK = 1e-7
+
+
+def parity_tolerance(name: str, dtype) -> float:
+    """Relative tolerance for quantity ``name`` (e.g. "Z1", "cost", "dW1") at ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64:
+        return FLOAT64_PARITY
+    if dtype == np.float32:
+        if name not in FLOAT32_PARITY:
+            raise ValueError(f"name: expected one of {sorted(FLOAT32_PARITY)}, got {name!r}")
+        return FLOAT32_PARITY[name]
+    raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
+
+
+def adam_tolerance(dtype) -> float:
+    """Relative tolerance for weights and Adam moments after several optimizer steps."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64:
+        return FLOAT64_ADAM_STEPS
+    if dtype == np.float32:
+        return FLOAT32_ADAM_STEPS
+    raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
+
+
+def relative_error(a, b) -> float:
+    """max|a - b| / max(max|a|, max|b|, TINY), computed in float64."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes: expected equal shapes, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), TINY)
+    return float(np.max(np.abs(a - b))) / scale
