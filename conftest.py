@@ -1,0 +1,43 @@
+"""Shared pytest fixtures: where the SIGNS data is, and a train h5 built from it once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Before anything imports TensorFlow: no C++ log noise, no oneDNN (keeps float32 reproducible).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_SIGNS_DIR = REPO_ROOT.parent / "shared" / "data" / "signs"
+
+
+@pytest.fixture(scope="session")
+def signs_data_dir() -> Path:
+    """The SIGNS folder ($SIGNS_DATA, else ../shared/data/signs); skips if absent (fails under CI)."""
+    path = Path(os.environ.get("SIGNS_DATA") or DEFAULT_SIGNS_DIR)
+    if not path.is_dir():
+        message = (
+            f"SIGNS data not found at {path}; set SIGNS_DATA or provide {DEFAULT_SIGNS_DIR} "
+            "(test_signs.h5, jpg/train, jpg/test)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def signs_train_h5(tmp_path_factory, signs_data_dir) -> Path:
+    """A course-layout train_signs.h5 imported once from jpg/train (1080 images, 64x64 RGB)."""
+    from reference.data import import_images
+
+    jpg_train = signs_data_dir / "jpg" / "train"
+    if not jpg_train.is_dir() and (signs_data_dir / "train_signs.h5").is_file():
+        return signs_data_dir / "train_signs.h5"  # a $SIGNS_DATA holding the course's own file
+    out = tmp_path_factory.mktemp("signs") / "train_signs.h5"
+    import_images(jpg_train, out, split="train", progress=False)
+    return out

@@ -1,0 +1,130 @@
+"""Canonical weight files: safetensors (the project's format) and ``.npz``; NumPy only.
+
+Canonical tensors (see reference/spec.py):
+  W1 (4, 4, 3, 8)  HWIO conv1 kernel
+  W2 (2, 2, 8, 16) HWIO conv2 kernel
+  W3 (64, 6)       dense kernel, rows in NHWC-flatten order of P2
+  b3 (6,)          dense bias
+Metadata (string to string): format_version, layout, dtype, source, plus anything the writer adds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from reference.fileio import atomic_path
+from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LAYOUT",
+    "check_params",
+    "save_safetensors",
+    "load_safetensors",
+    "save_npz",
+    "load_npz",
+]
+
+FORMAT_VERSION = "1"
+LAYOUT = "activations NHWC; conv kernels HWIO (f, f, n_C_prev, n_C); W3 (n_in, n_out) rows in NHWC-flatten order"
+_METADATA_KEY = "__metadata__"  # the .npz member holding the metadata as a JSON string
+
+
+def check_params(params, spec: ModelSpec | None = COURSE_MODEL, *, source: str = "params") -> np.dtype:
+    """Check a canonical parameter dict; return its dtype.
+
+    Exactly the names W1, W2, W3, b3; NumPy float32 or float64 arrays, all of one dtype; and, when
+    ``spec`` is given, the shapes of ``param_shapes(spec)``. Raises ValueError naming the tensor,
+    what was expected and what was got. Never reshapes.
+    """
+    if not isinstance(params, dict):
+        raise ValueError(f"{source}: expected a dict of arrays {list(PARAM_NAMES)}, got {type(params).__name__}")
+    missing = [n for n in PARAM_NAMES if n not in params]
+    unexpected = sorted(set(params) - set(PARAM_NAMES))
+    if missing or unexpected:
+        raise ValueError(f"{source}: expected tensors {list(PARAM_NAMES)}, missing {missing}, unexpected {unexpected}")
+    expected_shapes = param_shapes(spec) if spec is not None else {}
+    dtypes = set()
+    for name in PARAM_NAMES:
+        value = params[name]
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"{source}: tensor {name}: expected a NumPy array, got {type(value).__name__}")
+        if value.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{source}: tensor {name}: expected dtype float32 or float64, got {value.dtype}")
+        if name in expected_shapes and value.shape != expected_shapes[name]:
+            raise ValueError(f"{source}: tensor {name}: expected shape {expected_shapes[name]}, got {value.shape}")
+        dtypes.add(value.dtype)
+    if len(dtypes) != 1:
+        got = {n: str(params[n].dtype) for n in PARAM_NAMES}
+        raise ValueError(f"{source}: expected one dtype for all tensors, got {got}")
+    return dtypes.pop()
+
+
+def _metadata(params, metadata: dict | None, dtype: np.dtype) -> dict[str, str]:
+    meta = {"format_version": FORMAT_VERSION, "layout": LAYOUT, "dtype": str(dtype), "source": "signs-parity"}
+    for key, value in (metadata or {}).items():
+        meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return meta
+
+
+def save_safetensors(params, path, metadata: dict | None = None, *, force: bool = False, spec=COURSE_MODEL) -> Path:
+    """Write canonical ``params`` to a safetensors file, atomically. Returns the path."""
+    from safetensors.numpy import save_file
+
+    dtype = check_params(params, spec)
+    tensors = {name: np.ascontiguousarray(params[name]) for name in PARAM_NAMES}
+    with atomic_path(path, force=force) as tmp:
+        save_file(tensors, str(tmp), metadata=_metadata(params, metadata, dtype))
+    return Path(path)
+
+
+def load_safetensors(path, *, spec=COURSE_MODEL) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a canonical safetensors file: (params, metadata). One-line errors name the file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+            params = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
+    check_params(params, spec, source=str(path))
+    return params, metadata
+
+
+def save_npz(params, path, metadata: dict | None = None, *, force: bool = False, spec=COURSE_MODEL) -> Path:
+    """Write canonical ``params`` to an uncompressed ``.npz`` (no pickled objects), atomically."""
+    dtype = check_params(params, spec)
+    meta = np.array(json.dumps(_metadata(params, metadata, dtype)))  # 0-d unicode array: no pickle
+    with atomic_path(path, force=force) as tmp:
+        with open(tmp, "wb") as handle:  # a file object, so NumPy does not append ".npz" to tmp
+            np.savez(handle, **{name: params[name] for name in PARAM_NAMES}, **{_METADATA_KEY: meta})
+    return Path(path)
+
+
+def load_npz(path, *, spec=COURSE_MODEL) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a canonical ``.npz``: (params, metadata), with ``allow_pickle=False``."""
+    import zipfile
+
+    path = _existing(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from exc
+    meta_array = arrays.pop(_METADATA_KEY, None)
+    metadata = json.loads(str(meta_array)) if meta_array is not None else {}
+    check_params(arrays, spec, source=str(path))
+    return arrays, metadata
+
+
+def _existing(path) -> Path:
+    path = Path(os.fspath(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weight file not found")
+    return path
