@@ -32,9 +32,6 @@ The vectorised equivalents live in :mod:`reference.fast_layers`.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from reference.padding import (
@@ -62,6 +59,7 @@ __all__ = [
     "pool_geometry",
     "check_mode",
     "as_float_array",
+    "check_upstream",
 ]
 
 POOL_MODES = ("max", "average")
@@ -225,7 +223,8 @@ def pool_geometry(A_prev, hparameters):
     return A_prev, PoolGeometry(A_prev, hparameters)
 
 
-def _check_upstream(d, expected_shape, name: str, layout: str) -> np.ndarray:
+def check_upstream(d, expected_shape, name: str, layout: str) -> np.ndarray:
+    """An upstream gradient ``d`` as a float array of exactly the forward output's shape."""
     d = as_float_array(d, name, 4, layout)
     if d.shape != tuple(expected_shape):
         raise ValueError(f"{name}: expected shape {tuple(expected_shape)} (the forward output), got {d.shape}")
@@ -334,7 +333,7 @@ def conv_backward(dZ, cache):
     """
     (A_prev, W, b, hparameters) = cache
     A_prev, W, _, g = conv_geometry(A_prev, W, b, hparameters)
-    dZ = _check_upstream(dZ, g.output_shape, "dZ", "(m, n_H, n_W, n_C)")
+    dZ = check_upstream(dZ, g.output_shape, "dZ", "(m, n_H, n_W, n_C)")
     dtype = np.result_type(g.dtype, dZ.dtype)
     (top, bottom), (left, right) = g.padding
     A_prev_pad = pad_spatial(A_prev, g.padding, 0)
@@ -468,7 +467,7 @@ def pool_backward(dA, cache, mode="max"):
     check_mode(mode)
     (A_prev, hparameters) = cache
     A_prev, g = pool_geometry(A_prev, hparameters)
-    dA = _check_upstream(dA, g.output_shape, "dA", "(m, n_H, n_W, n_C)")
+    dA = check_upstream(dA, g.output_shape, "dA", "(m, n_H, n_W, n_C)")
     dtype = np.result_type(g.dtype, dA.dtype)
     (top, bottom), (left, right) = g.padding
     A_prev_pad = pad_spatial(A_prev, g.padding, -np.inf)  # only read in max mode

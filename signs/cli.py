@@ -9,6 +9,7 @@ import os
 import sys
 
 from signs.commands import COMMANDS
+from signs.quiet import filtered_native_stderr
 
 
 def quiet_frameworks() -> None:
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with filtered_native_stderr():
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"signs {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,399 @@
+"""The course ConvNet in NumPy: forward, cost and backward.
+
+CONV (W1, stride 1, SAME, no bias) -> RELU -> MAXPOOL (8, stride 8, SAME)
+-> CONV (W2, stride 1, SAME, no bias) -> RELU -> MAXPOOL (4, stride 4, SAME)
+-> FLATTEN (NHWC order) -> DENSE (W3, b3; logits) -> softmax cross-entropy, mean over the batch.
+
+Every size, stride and padding is read from a :class:`reference.spec.ModelSpec` (default
+``COURSE_MODEL``); other input sizes come from ``spec.with_input(n_H, n_W)``.
+
+Parameters are the canonical dict: ``W1`` (f1, f1, n_C0, n_C1) and ``W2`` (f2, f2, n_C1, n_C2) HWIO,
+``W3`` (n_flat, n_classes) with rows in NHWC-flatten order of ``P2``, ``b3`` (n_classes,). All
+arrays share one dtype (float32 or float64), which is the dtype of every result.
+
+Max-pool backward sends each window's gradient to its first maximum (row-major), as TensorFlow
+and PyTorch do; ReLU's gradient is 0 at 0 (``Z > 0``), as in both frameworks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import fast_layers
+from reference import layers as loop_layers
+from reference.layers import ConvGeometry, PoolGeometry
+from reference.padding import pad_spatial
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, PARAM_NAMES, ModelSpec, param_shapes
+
+__all__ = [
+    "relu_forward",
+    "relu_backward",
+    "flatten_forward",
+    "flatten_backward",
+    "dense_forward",
+    "dense_backward",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_backward",
+    "compute_cost",
+    "model_forward",
+    "model_backward",
+    "forward_backward",
+    "train_gradients",
+    "predict_logits",
+    "check_params",
+    "check_inputs",
+    "IMPLEMENTATIONS",
+]
+
+IMPLEMENTATIONS = ("fast", "loop")
+
+
+# --------------------------------------------------------------------------------------------
+# Elementwise and dense layers
+# --------------------------------------------------------------------------------------------
+
+
+def relu_forward(Z: np.ndarray) -> np.ndarray:
+    """``max(Z, 0)``, any shape, dtype of ``Z``."""
+    return np.maximum(Z, np.zeros((), dtype=Z.dtype))
+
+
+def relu_backward(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``dA * (Z > 0)``: the gradient is 0 at ``Z == 0`` (TensorFlow's and PyTorch's rule)."""
+    return np.where(Z > 0, dA, np.zeros((), dtype=dA.dtype))
+
+
+def flatten_forward(P: np.ndarray) -> np.ndarray:
+    """NHWC ``(m, n_H, n_W, n_C)`` -> ``(m, n_H * n_W * n_C)``: a plain reshape, so feature
+    ``(h * n_W + w) * n_C + c`` is ``P[:, h, w, c]`` (Keras' Flatten of channels-last data)."""
+    return P.reshape(P.shape[0], -1)
+
+
+def flatten_backward(dF: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`flatten_forward`: ``(m, n_flat)`` -> ``shape`` (NHWC)."""
+    return dF.reshape(shape)
+
+
+def dense_forward(F: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``F @ W + b``: F (m, n_in), W (n_in, n_out), b (n_out,) -> (m, n_out)."""
+    return F @ W + b
+
+
+def dense_backward(dZ: np.ndarray, F: np.ndarray, W: np.ndarray):
+    """Gradients of :func:`dense_forward`.
+
+    Returns
+    -------
+    dF : (m, n_in), dW : (n_in, n_out), db : (n_out,)
+    """
+    return dZ @ W.T, F.T @ dZ, dZ.sum(axis=0)
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Row softmax of logits ``Z`` (m, n_classes), shifted by the row maximum (no overflow)."""
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_cross_entropy(Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per-example softmax cross-entropy, as ``tf.nn.softmax_cross_entropy_with_logits``.
+
+    ``loss_i = sum_j Y_ij * (logsumexp(Z_i) - Z_ij)``, with the log-sum-exp computed on logits
+    shifted by their row maximum, so large logits neither overflow nor lose the loss. ``Y`` may be
+    soft (any non-negative rows; one-hot in the course).
+
+    Parameters
+    ----------
+    Z : (m, n_classes) logits
+    Y : (m, n_classes) labels
+
+    Returns
+    -------
+    loss : (m,)
+    """
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return (Y * (log_sum - shifted)).sum(axis=1)
+
+
+def compute_cost(Z3: np.ndarray, Y: np.ndarray):
+    """The course's cost: ``mean(softmax_cross_entropy(Z3, Y))``.
+
+    Parameters
+    ----------
+    Z3 : (m, n_classes) logits
+    Y : (m, n_classes) labels, one-hot or soft
+
+    Returns
+    -------
+    cost : NumPy scalar in the dtype of ``Z3``.
+    """
+    Z3 = np.asarray(Z3)
+    Y = np.asarray(Y)
+    if Z3.ndim != 2 or Y.shape != Z3.shape:
+        raise ValueError(f"Y: expected shape {Z3.shape} (the logits' shape (m, n_classes)), got {Y.shape}")
+    return np.mean(softmax_cross_entropy(Z3, Y))
+
+
+def softmax_cross_entropy_backward(Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Gradient of ``compute_cost(Z, Y)`` with respect to ``Z``.
+
+    ``(softmax(Z) * sum_j Y_ij - Y) / m``; for labels whose rows sum to 1 (one-hot, or soft
+    probabilities) this is TensorFlow's ``(softmax - Y) / m``.
+
+    Returns
+    -------
+    dZ : (m, n_classes), dtype of ``Z``.
+    """
+    m = Z.shape[0]
+    return (softmax(Z) * Y.sum(axis=1, keepdims=True) - Y) / m
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def check_params(params, spec: ModelSpec = COURSE_MODEL) -> np.dtype:
+    """Check names, shapes and dtypes of the canonical ``params``; return their common dtype."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params: expected a dict with keys {list(PARAM_NAMES)}, got {type(params).__name__}")
+    expected = param_shapes(spec)
+    if set(params) != set(PARAM_NAMES):
+        raise ValueError(f"params: expected keys {sorted(PARAM_NAMES)}, got {sorted(params)}")
+    dtypes = set()
+    for name in PARAM_NAMES:
+        value = params[name]
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"params[{name!r}]: expected a NumPy array of shape {expected[name]}, got {type(value).__name__}")
+        if value.shape != expected[name]:
+            raise ValueError(f"params[{name!r}]: expected shape {expected[name]}, got {value.shape}")
+        if value.dtype not in (np.float32, np.float64):
+            raise ValueError(f"params[{name!r}]: expected dtype float32 or float64, got {value.dtype}")
+        dtypes.add(value.dtype)
+    if len(dtypes) != 1:
+        found = {name: str(params[name].dtype) for name in PARAM_NAMES}
+        raise ValueError(f"params: expected one dtype for every array, got {found}")
+    return dtypes.pop()
+
+
+def check_inputs(X, Y, dtype, spec: ModelSpec = COURSE_MODEL) -> None:
+    """Check ``X`` (m, n_H, n_W, n_C) and, unless None, ``Y`` (m, n_classes), both ``dtype``."""
+    expected_x = spec.input_shape
+    if not isinstance(X, np.ndarray) or X.ndim != 4 or X.shape[1:] != expected_x:
+        got = X.shape if isinstance(X, np.ndarray) else type(X).__name__
+        raise ValueError(f"X: expected a NumPy array of shape (m, {', '.join(map(str, expected_x))}) (NHWC), got {got}")
+    if X.shape[0] < 1:
+        raise ValueError(f"X: expected at least one example, got shape {X.shape}")
+    if X.dtype != dtype:
+        raise ValueError(f"X: expected dtype {np.dtype(dtype)} (the params' dtype), got {X.dtype}")
+    if Y is None:
+        return
+    expected_y = (X.shape[0], spec.n_classes)
+    if not isinstance(Y, np.ndarray) or Y.shape != expected_y:
+        got = Y.shape if isinstance(Y, np.ndarray) else type(Y).__name__
+        raise ValueError(f"Y: expected a NumPy array of shape {expected_y} (m, n_classes), got {got}")
+    if Y.dtype != dtype:
+        raise ValueError(f"Y: expected dtype {np.dtype(dtype)} (the params' dtype), got {Y.dtype}")
+
+
+# --------------------------------------------------------------------------------------------
+# Layer geometry from the spec
+# --------------------------------------------------------------------------------------------
+
+
+def _conv_hparameters(conv) -> dict:
+    return {"stride": conv.stride, "pad": conv.padding}
+
+
+def _conv_geometry(A_prev: np.ndarray, W: np.ndarray, conv) -> ConvGeometry:
+    return ConvGeometry(A_prev, W, None, _conv_hparameters(conv))
+
+
+def _pool_hparameters(pool) -> dict:
+    return {"stride": pool.stride, "f": pool.window, "pad": pool.padding}
+
+
+def _pool_geometry(A_prev: np.ndarray, pool) -> PoolGeometry:
+    return PoolGeometry(A_prev, _pool_hparameters(pool))
+
+
+# --------------------------------------------------------------------------------------------
+# Whole model
+# --------------------------------------------------------------------------------------------
+
+
+def _check_impl(impl: str) -> None:
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl: expected one of {list(IMPLEMENTATIONS)}, got {impl!r}")
+
+
+def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast") -> dict:
+    """Forward pass keeping every intermediate activation.
+
+    Parameters
+    ----------
+    params : canonical dict (W1, W2, W3, b3), one dtype
+    X : ndarray (m, n_H, n_W, n_C) NHWC, ``spec.input_shape`` per image, the params' dtype
+    spec : ModelSpec
+    impl : "fast" (vectorised layers) or "loop" (the course's loop layers; slow, for checks)
+
+    Returns
+    -------
+    activations : dict keyed by ``ACTIVATION_NAMES``: Z1 A1 (m, n_H, n_W, n_C1), P1, Z2 A2, P2
+        (NHWC), F (m, n_flat) and Z3 (m, n_classes) logits.
+    """
+    _check_impl(impl)
+    dtype = check_params(params, spec)
+    check_inputs(X, None, dtype, spec)
+    conv_forward = loop_layers.conv_forward if impl == "loop" else fast_layers.conv_forward_fast
+    pool_forward = loop_layers.pool_forward if impl == "loop" else fast_layers.pool_forward_fast
+
+    def conv(A, W, layer):
+        return conv_forward(A, W, None, _conv_hparameters(layer))[0]
+
+    def pool(A, layer):
+        return pool_forward(A, _pool_hparameters(layer), "max")[0]
+
+    acts: dict[str, np.ndarray] = {}
+    acts["Z1"] = conv(X, params["W1"], spec.conv1)
+    acts["A1"] = relu_forward(acts["Z1"])
+    acts["P1"] = pool(acts["A1"], spec.pool1)
+    acts["Z2"] = conv(acts["P1"], params["W2"], spec.conv2)
+    acts["A2"] = relu_forward(acts["Z2"])
+    acts["P2"] = pool(acts["A2"], spec.pool2)
+    acts["F"] = flatten_forward(acts["P2"])
+    acts["Z3"] = dense_forward(acts["F"], params["W3"], params["b3"])
+    return acts
+
+
+def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast", need_dX: bool = True) -> dict:
+    """Gradients of ``compute_cost(Z3, Y)`` for every parameter and the input.
+
+    Parameters
+    ----------
+    params, X, spec, impl : as for :func:`model_forward`
+    Y : (m, n_classes) labels, one-hot or soft, the params' dtype
+    activations : the dict returned by :func:`model_forward` for the same ``params`` and ``X``
+    need_dX : bool
+        Compute ``dX`` (not needed to train; skipping it saves a col2im on the largest layer).
+
+    Returns
+    -------
+    grads : dict ``dW1`` ``dW2`` (HWIO), ``dW3`` (n_flat, n_classes), ``db3`` (n_classes,) and,
+        when ``need_dX``, ``dX`` (m, n_H, n_W, n_C) NHWC.
+    """
+    _check_impl(impl)
+    dtype = check_params(params, spec)
+    check_inputs(X, Y, dtype, spec)
+    missing = [name for name in ACTIVATION_NAMES if name not in activations]
+    if missing:
+        raise ValueError(f"activations: expected the dict from model_forward with {list(ACTIVATION_NAMES)}, missing {missing}")
+    a = activations
+    grads: dict[str, np.ndarray] = {}
+    dZ3 = softmax_cross_entropy_backward(a["Z3"], Y)
+    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, a["F"], params["W3"])
+    dP2 = flatten_backward(dF, a["P2"].shape)
+    if impl == "loop":
+        conv_back, pool_back = loop_layers.conv_backward, loop_layers.pool_backward
+    else:
+        conv_back, pool_back = fast_layers.conv_backward_fast, fast_layers.pool_backward_fast
+    dA2 = pool_back(dP2, (a["A2"], _pool_hparameters(spec.pool2)), "max")
+    dZ2 = relu_backward(dA2, a["Z2"])
+    dP1, grads["dW2"], _ = conv_back(dZ2, (a["P1"], params["W2"], None, _conv_hparameters(spec.conv2)))
+    dA1 = pool_back(dP1, (a["A1"], _pool_hparameters(spec.pool1)), "max")
+    dZ1 = relu_backward(dA1, a["Z1"])
+    if impl == "fast" and not need_dX:
+        g1 = _conv_geometry(X, params["W1"], spec.conv1)
+        _, grads["dW1"] = fast_layers.conv_backward_padded(
+            dZ1, pad_spatial(X, g1.padding, 0), params["W1"], g1, need_dA=False
+        )
+    else:
+        dX, grads["dW1"], _ = conv_back(dZ1, (X, params["W1"], None, _conv_hparameters(spec.conv1)))
+        if need_dX:
+            grads["dX"] = dX
+    return {name: grads[name] for name in GRADIENT_NAMES if name in grads}
+
+
+def forward_backward(params, X, Y, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast") -> dict:
+    """Activations, ``"cost"`` (0-d array) and gradients in one dict (see ``signs.backends``)."""
+    check_inputs(X, Y, check_params(params, spec), spec)
+    acts = model_forward(params, X, spec, impl=impl)
+    out = dict(acts)
+    out["cost"] = np.asarray(compute_cost(acts["Z3"], Y))
+    out.update(model_backward(params, X, Y, acts, spec, impl=impl))
+    return out
+
+
+def predict_logits(params, X, spec: ModelSpec = COURSE_MODEL) -> np.ndarray:
+    """Logits ``Z3`` (m, n_classes) of the fast forward pass."""
+    return model_forward(params, X, spec)["Z3"]
+
+
+def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
+    """The cost and the parameter gradients, as fast as NumPy allows (one training step).
+
+    The same mathematics as :func:`model_forward` + :func:`model_backward` (``need_dX=False``),
+    reorganised for speed; tests check that the two agree.
+
+    - ReLU and max-pool commute (``maxpool(relu(Z)) == relu(maxpool(Z))``), so the pools run on
+      ``Z`` and ReLU on the 64x smaller pooled maxima; ``A1``/``A2`` are never built.
+    - Backward, ReLU's mask is applied to the pooled gradient (``dP * (maxpool(Z) > 0)``); the
+      first maximum of a window of ``Z`` is the first maximum of ``relu(Z)`` wherever that
+      gradient is non-zero.
+    - ``dW1`` uses that only one cell per pooling window receives a gradient: it gathers those
+      cells' input patches (:func:`fast_layers.conv_weight_grad_sparse`) instead of an im2col of
+      the whole batch; ``dX`` is not computed.
+
+    Parameters
+    ----------
+    params : canonical dict (W1, W2, W3, b3), one dtype
+    X : ndarray (m, n_H, n_W, n_C) NHWC, the params' dtype
+    Y : ndarray (m, n_classes), the params' dtype
+
+    Returns
+    -------
+    cost : NumPy scalar (params' dtype), for these params (before any update)
+    grads : dict dW1 dW2 dW3 db3
+    """
+    dtype = check_params(params, spec)
+    check_inputs(X, Y, dtype, spec)
+    W1, W2, W3, b3 = (params[name] for name in PARAM_NAMES)
+
+    # Forward: CONV1 -> (RELU, POOL1 fused) -> CONV2 -> (RELU, POOL2 fused) -> FLATTEN -> DENSE
+    g1 = _conv_geometry(X, W1, spec.conv1)
+    X_pad = pad_spatial(X, g1.padding, 0)
+    Z1 = fast_layers.conv_forward_padded(X_pad, W1, g1)
+    gp1 = _pool_geometry(Z1, spec.pool1)
+    Z1_pad = pad_spatial(Z1, gp1.padding, -np.inf)
+    M1 = fast_layers.max_pool_padded(Z1_pad, gp1)
+    P1 = relu_forward(M1)
+    g2 = _conv_geometry(P1, W2, spec.conv2)
+    P1_pad = pad_spatial(P1, g2.padding, 0)
+    Z2 = fast_layers.conv_forward_padded(P1_pad, W2, g2)
+    gp2 = _pool_geometry(Z2, spec.pool2)
+    Z2_pad = pad_spatial(Z2, gp2.padding, -np.inf)
+    M2 = fast_layers.max_pool_padded(Z2_pad, gp2)
+    P2 = relu_forward(M2)
+    F = flatten_forward(P2)
+    Z3 = dense_forward(F, W3, b3)
+    cost = compute_cost(Z3, Y)
+
+    # Backward
+    grads: dict[str, np.ndarray] = {}
+    dZ3 = softmax_cross_entropy_backward(Z3, Y)
+    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, F, W3)
+    G2 = relu_backward(flatten_backward(dF, P2.shape), M2)  # RELU2 on the pooled gradient
+    dZ2 = fast_layers.max_pool_backward_padded(Z2_pad, M2, G2, gp2)
+    dP1, grads["dW2"] = fast_layers.conv_backward_padded(dZ2, P1_pad, W2, g2)
+    G1 = relu_backward(dP1, M1)  # RELU1 on the pooled gradient
+    window, n, row, col, c = fast_layers.max_pool_first_positions(Z1_pad, M1, gp1)
+    values = G1.ravel()[window]
+    live = values != 0  # windows whose ReLU is off send nothing
+    (top, _), (left, _) = gp1.padding
+    grads["dW1"] = fast_layers.conv_weight_grad_sparse(
+        X_pad, g1, n[live], row[live] - top, col[live] - left, c[live], values[live]
+    )
+    return cost, {name: grads[name] for name in GRADIENT_NAMES if name in grads}
