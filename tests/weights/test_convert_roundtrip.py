@@ -1,0 +1,85 @@
+"""Every format pair converts bitwise exactly, through the one dispatching converter."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from reference.init import course_init, glorot_init
+from signs.cli import main
+from signs.convert import FORMATS, detect_format, load_weights, params_from_model, params_into_model, save_weights
+
+pytest.importorskip("tensorflow", reason="TensorFlow not installed: keras and tf1 formats need it")
+pytest.importorskip("torch", reason="PyTorch not installed: the torch format needs it")
+
+FILE_NAMES = {
+    "safetensors": "w.safetensors",
+    "npz": "w.npz",
+    "keras": "w.weights.h5",
+    "torch": "w.pt",
+    "tf1": "model.ckpt",
+}
+
+
+def assert_bitwise(expected, got):
+    for name, value in expected.items():
+        assert got[name].dtype == value.dtype, name
+        assert got[name].shape == value.shape, name
+        assert got[name].tobytes() == value.tobytes(), name
+
+
+@pytest.fixture(scope="module")
+def params():
+    return glorot_init(2024)
+
+
+@pytest.mark.parametrize("src,dst", list(itertools.permutations(FORMATS, 2)))
+def test_every_pair_round_trips_bitwise(tmp_path, params, src, dst):
+    src_path, dst_path = tmp_path / "a" / FILE_NAMES[src], tmp_path / "b" / FILE_NAMES[dst]
+    save_weights(params, src_path)
+    assert detect_format(src_path) == src
+    loaded, _ = load_weights(src_path)
+    assert_bitwise(params, loaded)
+    save_weights(loaded, dst_path)
+    converted, _ = load_weights(dst_path)
+    assert_bitwise(params, converted)
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "tf1"])
+def test_float64_round_trips_bitwise(tmp_path, fmt):
+    params = course_init(dtype=np.float64)
+    save_weights(params, tmp_path / FILE_NAMES[fmt])
+    assert_bitwise(params, load_weights(tmp_path / FILE_NAMES[fmt])[0])
+
+
+def test_cli_convert_chain_through_every_format(tmp_path, capsys):
+    """safetensors -> npz -> keras -> torch -> tf1 -> safetensors with `signs convert`."""
+    chain = ["safetensors", "npz", "keras", "torch", "tf1", "safetensors"]
+    paths = [tmp_path / f"{i}_{FILE_NAMES[f]}" for i, f in enumerate(chain)]
+    assert main(["init", str(paths[0]), "--course"]) == 0
+    for src, dst in zip(paths, paths[1:]):
+        assert main(["convert", str(src), str(dst)]) == 0
+    assert_bitwise(course_init(), load_weights(paths[-1])[0])
+    assert "converted" in capsys.readouterr().out
+
+
+def test_cli_refuses_overwrite_and_unknown_formats(tmp_path, capsys):
+    target = tmp_path / "w.safetensors"
+    assert main(["init", str(target)]) == 0
+    assert main(["init", str(target), "--seed", "3"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["convert", str(target), str(tmp_path / "w.unknown")]) == 2
+    assert "cannot tell the weight format" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "missing.npz"), str(tmp_path / "x.npz")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_live_models_through_the_dispatcher(params):
+    from tf_model.model import build_model
+    from torch_model.model import SignsConvNet
+
+    for model in (build_model(), SignsConvNet()):
+        params_into_model(params, model)
+        assert_bitwise(params, params_from_model(model))
+    with pytest.raises(ValueError, match="keras.Model or a torch.nn.Module"):
+        params_from_model(object())
