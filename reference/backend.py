@@ -80,6 +80,12 @@ class Trainer:
         self._optimizer.step(self._params, grads)
         return float(cost)
 
+    def set_learning_rate(self, lr: float) -> None:
+        """Use ``lr`` (> 0) from the next step on (e.g. a per-epoch schedule); Adam state is kept."""
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or not lr > 0:
+            raise ValueError(f"lr: expected a positive finite number, got {lr!r}")
+        self._optimizer.learning_rate = float(lr)
+
     def get_params(self) -> dict[str, np.ndarray]:
         """Copies of the current canonical parameters."""
         return {name: self._params[name].copy() for name in PARAM_NAMES}

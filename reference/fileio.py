@@ -19,6 +19,13 @@ def check_writable(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
+def _apply_default_mode(path: Path) -> None:
+    """Give the temp file the mode a plain ``open(path, "w")`` would (mkstemp makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, force: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -34,6 +41,7 @@ def atomic_path(path: str | os.PathLike, *, force: bool = True) -> Iterator[Path
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    _apply_default_mode(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

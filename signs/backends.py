@@ -20,6 +20,8 @@ Each backend module (``reference.backend``, ``tf_model.backend``, ``torch_model.
     ``sess.run([optimizer, cost])`` does). ``get_params()`` returns canonical NumPy arrays;
     ``get_optimizer_state()`` returns ``{"t": int, "m": {name: arr}, "v": {name: arr}}`` in
     canonical layouts and ``set_optimizer_state(state)`` restores it exactly.
+    ``set_learning_rate(lr)`` changes the learning rate from the next step on (schedules); the
+    Adam state is kept.
 """
 
 from __future__ import annotations

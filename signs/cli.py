@@ -15,7 +15,6 @@ from signs.quiet import filtered_native_stderr
 def quiet_frameworks() -> None:
     """Silence TensorFlow's start-up log noise before anything imports it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR lines
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # also keeps float32 results reproducible
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 

@@ -63,6 +63,9 @@ def save_cost_plot(
     if mean_losses is not None:
         axes.plot(epochs, np.asarray(mean_losses, dtype=np.float64), "--", label="mean loss over examples")
         axes.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("cost")
     axes.set_xlabel("epoch")
     axes.set_title("Learning rate =" + str(learning_rate))

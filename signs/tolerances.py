@@ -45,7 +45,7 @@ FLOAT32_PARITY: dict[str, float] = {
     "Z3": 1e-5,
     "cost": 1e-5,
     "dW1": 1e-4,
-    "dW2": 1e-4,
+    "dW2": 1e-5,
     "dW3": 1e-5,
     "db3": 1e-5,
     "dX": 1e-4,

@@ -133,7 +133,11 @@ class Trainer:
             self.model = build_model(spec, self.dtype.name, seed=0)
             set_keras_weights(self.model, params, spec)
             self._variables = [keras_variable(self.model, name, spec) for name in PARAM_NAMES]
-            self.optimizer = make_adam(train, self.dtype.name)
+            # A variable, not a constant, so set_learning_rate() needs no retrace of the step.
+            self._learning_rate = tf.Variable(
+                float(train.learning_rate), dtype=self.dtype.name, trainable=False, name="learning_rate"
+            )
+            self.optimizer = make_adam(train, self.dtype.name, learning_rate=self._learning_rate)
             self.optimizer.build(self._variables)
         self._momentums = self._slots("momentum")
         self._velocities = self._slots("velocity")
@@ -179,6 +183,12 @@ class Trainer:
         with tf.device(self.device):
             cost = self._compiled_step(tf.constant(X), tf.constant(Y))
         return float(cost.numpy())
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Use ``lr`` (> 0) from the next step on (e.g. a per-epoch schedule); Adam state is kept."""
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or not lr > 0:
+            raise ValueError(f"lr: expected a positive finite number, got {lr!r}")
+        self._learning_rate.assign(float(lr))
 
     def fit_epoch(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[float]:
         """``step`` over every (X, Y) batch in order (e.g. ``reference.data.random_mini_batches``).

@@ -185,21 +185,25 @@ def activation_model(model: keras.Model, spec: ModelSpec = COURSE_MODEL) -> kera
     return keras.Model(inputs=model.input, outputs=outputs, name=f"{model.name}_activations")
 
 
-def make_adam(train: TrainSpec = COURSE_TRAINING, dtype="float32") -> keras.optimizers.Adam:
+def make_adam(
+    train: TrainSpec = COURSE_TRAINING, dtype="float32", learning_rate: tf.Variable | None = None
+) -> keras.optimizers.Adam:
     """Keras Adam with the course's hyperparameters; TF1's update rule (see the module docstring).
 
     beta_1, beta_2 and epsilon are constants of ``dtype`` and the learning rate a callable returning
     one, so that every constant of the update has the value TF1's ``ApplyAdam`` kernel sees in that
-    dtype (Python floats would pass through float32 inside Keras).
+    dtype (Python floats would pass through float32 inside Keras). ``learning_rate``, if given, is a
+    non-trainable variable of ``dtype`` read at every step (a schedule assigns to it).
     """
     dtype = check_model_dtype(dtype)
-    learning_rate = tf.constant(float(train.learning_rate), dtype=dtype)
+    if learning_rate is None:
+        learning_rate = tf.constant(float(train.learning_rate), dtype=dtype)
 
-    def constant_learning_rate():
+    def current_learning_rate():
         return learning_rate
 
     return keras.optimizers.Adam(
-        learning_rate=constant_learning_rate,
+        learning_rate=current_learning_rate,
         beta_1=tf.constant(float(train.beta1), dtype=dtype),
         beta_2=tf.constant(float(train.beta2), dtype=dtype),
         epsilon=tf.constant(float(train.epsilon), dtype=dtype),

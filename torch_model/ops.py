@@ -276,7 +276,9 @@ def conv2d_nhwc(x: Tensor, w: Tensor, stride: IntPair = 1, padding: Padding = "s
     (f_h, f_w, n_C_prev, n_C); returns NHWC (m, n_H_out, n_W_out, n_C)."""
     if x.dim() != 4 or w.dim() != 4:
         raise ValueError(f"x, w: expected 4 dims (NHWC, HWIO), got {tuple(x.shape)}, {tuple(w.shape)}")
-    return nchw_to_nhwc(conv2d(nhwc_to_nchw(x), hwio_to_oihw(w), stride, padding))
+    # The permuted HWIO view is not contiguous; torch's slow_conv2d backward (float64 on CPU)
+    # requires a contiguous weight for grad_weight, so materialise it once here.
+    return nchw_to_nhwc(conv2d(nhwc_to_nchw(x), hwio_to_oihw(w).contiguous(), stride, padding))
 
 
 def max_pool2d_nhwc(x: Tensor, window: IntPair, stride: IntPair | None = None,

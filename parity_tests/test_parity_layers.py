@@ -1,0 +1,284 @@
+"""Layer sweeps: conv and pool, forward and backward, NumPy against TensorFlow and PyTorch.
+
+Hyperparameters come from a seeded generator (the cases and their ids are the same on every run):
+kernels and windows 1..5 (odd and even, square and not), strides 1..3 (square and not), SAME,
+VALID and explicit padding, input sizes that the stride does not divide, max and average pools,
+and max pools over integer-valued inputs, where windows hold ties (every framework routes a
+window's gradient to its first maximum in row-major order, and so does
+``reference.fast_layers``). Backward passes use a random upstream gradient (never all ones).
+
+Implementations compared, every pair (float64: 1e-10 relative to the tensor's scale):
+numpy  ``reference.fast_layers`` (what the NumPy backend runs)
+tf     ``tf.nn.conv2d`` / ``tf.nn.max_pool2d`` / ``tf.nn.avg_pool2d`` with ``tf.GradientTape``
+torch  ``torch_model.ops`` ``conv2d_nhwc`` / ``max_pool2d_nhwc`` / ``avg_pool2d_nhwc``
+TensorFlow's average pool takes no explicit padding, so those cases compare numpy and torch only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from signs.compare import compare
+from signs.tolerances import FLOAT64_PARITY, parity_tolerance
+
+SEED = 20240601
+N_CONV, N_MAX, N_AVG, N_TIES = 40, 28, 20, 12  # 100 cases
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """One layer: ``kind`` "conv", "max" or "average"; ``padding`` "SAME", "VALID" or
+    ((top, bottom), (left, right)); ``kernel`` (f_h, f_w); ``stride`` (s_h, s_w);
+    input NHWC (m, n_H, n_W, n_C_prev); ``n_C`` output channels (conv only)."""
+
+    kind: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: object
+    input_shape: tuple[int, int, int, int]
+    n_C: int
+    integer_inputs: bool
+    dtype: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        pad = self.padding if isinstance(self.padding, str) else "pad" + "".join(
+            str(v) for side in self.padding for v in side)
+        ties = "-ints" if self.integer_inputs else ""
+        shape = "x".join(map(str, self.input_shape))
+        return (f"{self.kind}-k{self.kernel[0]}x{self.kernel[1]}-s{self.stride[0]}x{self.stride[1]}"
+                f"-{pad}-{shape}{ties}-{self.dtype}")
+
+
+def _explicit_padding(rng, kernel):
+    """Amounts smaller than the window on each side (every framework's limit)."""
+    return tuple((int(rng.integers(0, f)), int(rng.integers(0, f))) for f in kernel)
+
+
+def _make_case(rng, index: int, kind: str, integer_inputs: bool = False, dtype: str = "float64"):
+    # Cycle the sizes that must be covered, draw the rest.
+    f_h = 1 + index % 5
+    f_w = f_h if rng.random() < 0.4 else int(rng.integers(1, 6))
+    s_h = 1 + (index // 5) % 3
+    s_w = s_h if rng.random() < 0.5 else int(rng.integers(1, 4))
+    paddings = ("SAME", "VALID", "explicit")
+    padding = paddings[index % 3]
+    if padding == "explicit":
+        padding = _explicit_padding(rng, (f_h, f_w))
+    n_H = int(rng.integers(max(f_h, 3), 12))
+    n_W = int(rng.integers(max(f_w, 3), 12))
+    m = int(rng.integers(1, 3))
+    n_C_prev = int(rng.integers(1, 4))
+    n_C = int(rng.integers(1, 5)) if kind == "conv" else n_C_prev
+    return LayerCase(kind, (f_h, f_w), (s_h, s_w), padding, (m, n_H, n_W, n_C_prev), n_C,
+                     integer_inputs, dtype, int(rng.integers(0, 2**31)))
+
+
+def _all_cases() -> list[LayerCase]:
+    rng = np.random.default_rng(SEED)
+    cases = [_make_case(rng, i, "conv") for i in range(N_CONV)]
+    cases += [_make_case(rng, i, "max") for i in range(N_MAX)]
+    cases += [_make_case(rng, i, "average") for i in range(N_AVG)]
+    cases += [_make_case(rng, i, "max", integer_inputs=True,
+                         dtype=("float32", "float64")[i % 2]) for i in range(N_TIES)]
+    return cases
+
+
+CASES = _all_cases()
+
+
+def _inputs(case: LayerCase):
+    """x NHWC, w HWIO (conv) and the upstream gradient G of the output (random normal)."""
+    rng = np.random.default_rng(case.seed)
+    if case.integer_inputs:
+        x = rng.integers(-2, 3, size=case.input_shape).astype(case.dtype)  # many ties per window
+    else:
+        x = rng.standard_normal(case.input_shape).astype(case.dtype)
+    w = None
+    if case.kind == "conv":
+        w = rng.standard_normal((*case.kernel, case.input_shape[3], case.n_C)).astype(case.dtype)
+    return x, w, rng
+
+
+# ---------------------------------------------------------------------------------------------
+# The three implementations: each returns {"out": y, "dx": dL/dx, ("dw": dL/dw)} for L = sum(G*y)
+
+
+def run_numpy(case: LayerCase, x, w, G_of):
+    from reference import fast_layers
+
+    pad = case.padding.lower() if isinstance(case.padding, str) else case.padding
+    if case.kind == "conv":
+        y, cache = fast_layers.conv_forward_fast(x, w, None, {"stride": case.stride, "pad": pad})
+        G = G_of(y.shape)
+        dx, dw, _ = fast_layers.conv_backward_fast(G, cache)
+        return {"out": y, "dx": dx, "dw": dw}
+    hparameters = {"stride": case.stride, "f": case.kernel, "pad": pad}
+    y, cache = fast_layers.pool_forward_fast(x, hparameters, mode=case.kind)
+    G = G_of(y.shape)
+    return {"out": y, "dx": fast_layers.pool_backward_fast(G, cache, mode=case.kind)}
+
+
+def run_tf(case: LayerCase, x, w, G_of):
+    import tensorflow as tf
+
+    if isinstance(case.padding, str):
+        padding = case.padding
+    else:
+        (top, bottom), (left, right) = case.padding
+        padding = [[0, 0], [top, bottom], [left, right], [0, 0]]
+    strides = [1, *case.stride, 1]
+    x_t = tf.constant(x)
+    watched = [x_t]
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        if case.kind == "conv":
+            w_t = tf.constant(w)
+            tape.watch(w_t)
+            watched.append(w_t)
+            y = tf.nn.conv2d(x_t, w_t, strides, padding)
+        elif case.kind == "max":
+            y = tf.nn.max_pool2d(x_t, case.kernel, strides, padding)
+        else:
+            y = tf.nn.avg_pool2d(x_t, case.kernel, strides, padding)
+    G = G_of(tuple(y.shape))
+    grads = tape.gradient(y, watched, output_gradients=tf.constant(G))
+    out = {"out": y.numpy(), "dx": grads[0].numpy()}
+    if case.kind == "conv":
+        out["dw"] = grads[1].numpy()
+    return out
+
+
+def run_torch(case: LayerCase, x, w, G_of):
+    import torch
+
+    from torch_model import ops
+
+    padding = case.padding.lower() if isinstance(case.padding, str) else case.padding
+    x_t = torch.tensor(x, requires_grad=True)
+    if case.kind == "conv":
+        # The weight is a contiguous OIHW leaf, as in the model's TFConv2d (a permuted HWIO view
+        # as the leaf trips PyTorch's float64 slow_conv2d backward: "grad_weight must be
+        # contiguous"); the activations go through the NHWC <-> NCHW views of torch_model.ops.
+        w_t = torch.tensor(np.ascontiguousarray(w.transpose(3, 2, 0, 1)), requires_grad=True)
+        with ops.no_tf32():
+            y = ops.nchw_to_nhwc(ops.conv2d(ops.nhwc_to_nchw(x_t), w_t, case.stride, padding))
+    elif case.kind == "max":
+        y = ops.max_pool2d_nhwc(x_t, case.kernel, case.stride, padding)
+    else:
+        y = ops.avg_pool2d_nhwc(x_t, case.kernel, case.stride, padding)
+    G = G_of(tuple(y.shape))
+    y.backward(torch.tensor(G))
+    out = {"out": y.detach().numpy().copy(), "dx": x_t.grad.numpy().copy()}
+    if case.kind == "conv":
+        out["dw"] = ops.oihw_to_hwio(w_t.grad).numpy().copy()
+    return out
+
+
+RUNNERS = {"numpy": run_numpy, "tf": run_tf, "torch": run_torch}
+
+
+@pytest.fixture(scope="module")
+def layer_frameworks(framework_modules):
+    """The implementations that can run here; skip if fewer than two."""
+    needed = {"numpy": "fast_layers", "tf": "tf", "torch": "torch_ops"}
+    available = [name for name, module in needed.items() if framework_modules[module] is not None]
+    if len(available) < 2:
+        pytest.skip(f"layer sweeps need two of numpy/tf/torch, found {available}")
+    return available
+
+
+def _tolerance(case: LayerCase) -> float:
+    if case.dtype == "float64":
+        return FLOAT64_PARITY
+    # Integer inputs: pooling copies values exactly, so float32 must agree exactly too; allow the
+    # float32 pool tolerance only for the summed gradient of overlapping windows.
+    return parity_tolerance("P1", case.dtype)
+
+
+def test_sweep_covers_the_required_space():
+    kernels = {f for c in CASES for f in c.kernel}
+    strides = {s for c in CASES for s in c.stride}
+    assert kernels == {1, 2, 3, 4, 5} and strides == {1, 2, 3}
+    assert any(c.kernel[0] != c.kernel[1] for c in CASES)
+    assert any(c.stride[0] != c.stride[1] for c in CASES)
+    for kind in ("conv", "max", "average"):
+        pads = {c.padding if isinstance(c.padding, str) else "explicit" for c in CASES if c.kind == kind}
+        assert pads == {"SAME", "VALID", "explicit"}, kind
+    assert any(c.input_shape[1] % c.stride[0] for c in CASES)  # sizes the stride does not divide
+    assert len(CASES) == 100 and len({c.id for c in CASES}) == 100
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_layer_forward_backward_agree(layer_frameworks, case):
+    x, w, rng = _inputs(case)
+    upstream = {}
+
+    def G_of(shape):
+        """The same random upstream gradient for every implementation (drawn once)."""
+        if "G" not in upstream:
+            upstream["G"] = rng.standard_normal(shape).astype(case.dtype)
+        assert upstream["G"].shape == tuple(shape), "implementations disagree on the output shape"
+        return upstream["G"]
+
+    names = [n for n in layer_frameworks
+             if not (n == "tf" and case.kind == "average" and not isinstance(case.padding, str))]
+    if len(names) < 2:
+        pytest.skip("TF average pool has no explicit padding and torch or numpy is missing")
+    results = {name: RUNNERS[name](case, x.copy(), None if w is None else w.copy(), G_of)
+               for name in names}
+    tolerance = _tolerance(case)
+    failures = []
+    for a, b in combinations(names, 2):
+        for quantity in results[a]:
+            result = compare(quantity, results[a][quantity], results[b][quantity], case.dtype,
+                             tolerance=tolerance, labels=(a, b))
+            if not result.ok:
+                failures.append(result.message())
+    assert not failures, f"{case}\n" + "\n".join(failures)
+    if case.integer_inputs:
+        # Ties really occur, and the gradient went to one cell per window (not to every tie).
+        dx = results[names[0]]["dx"]
+        assert np.count_nonzero(dx) <= upstream["G"].size
+
+
+def test_torch_conv2d_nhwc_backward_with_an_hwio_leaf(layer_frameworks):
+    """``torch_model.ops.conv2d_nhwc`` as documented for the sweeps: x NHWC and w HWIO leaves.
+
+    Its HWIO -> OIHW permute is a non-contiguous view; in float64 (PyTorch's slow_conv2d) the
+    backward raises "slow_conv2d: grad_weight must be contiguous" (torch 2.13 CPU) for some geometries
+    (e.g. kernel 3x1, stride 1x2). The sweep above feeds a contiguous OIHW leaf, so this test is
+    the one that checks the NHWC wrapper itself, on every conv case of the sweep, against NumPy.
+    """
+    if not {"torch", "numpy"} <= set(layer_frameworks):
+        pytest.skip("needs torch_model.ops and reference.fast_layers")
+    import torch
+
+    from torch_model import ops
+
+    errors = []
+    for case in (c for c in CASES if c.kind == "conv"):
+        x, w, rng = _inputs(case)
+        x_t = torch.tensor(x, requires_grad=True)
+        w_t = torch.tensor(w, requires_grad=True)
+        padding = case.padding.lower() if isinstance(case.padding, str) else case.padding
+        y = ops.conv2d_nhwc(x_t, w_t, case.stride, padding)
+        G = rng.standard_normal(tuple(y.shape)).astype(case.dtype)
+        try:
+            y.backward(torch.tensor(G))
+        except RuntimeError as exc:
+            errors.append(f"{case.id}: {exc}")
+            continue
+        expected = run_numpy(case, x, w, lambda shape: G)
+        torch_out = {"out": y.detach().numpy(), "dx": x_t.grad.numpy(), "dw": w_t.grad.numpy()}
+        for quantity, value in expected.items():
+            result = compare(quantity, value, torch_out[quantity], case.dtype,
+                             tolerance=FLOAT64_PARITY, labels=("numpy", "torch"))
+            if not result.ok:
+                errors.append(f"{case.id}: {result.message()}")
+    assert not errors, f"{len(errors)} conv2d_nhwc errors:\n" + "\n".join(errors)

@@ -1,0 +1,94 @@
+"""``signs bench``: the quick layer sweep runs and writes the expected tables; the FLOP counting
+and the target verdicts are right."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import limits, report
+from benchmarks.run import parse_sections
+from reference.spec import COURSE_MODEL
+
+LAYERS = ("conv1", "pool1", "conv2", "pool2", "dense")
+
+
+def test_quick_layer_sweep_writes_markdown_and_json(tmp_path):
+    out = tmp_path / "B.md"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "signs", "bench", "--quick", "--only", "layers", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    results = json.loads((tmp_path / "B.json").read_text())  # --out B.md puts the JSON beside it
+
+    rows = {(r["layer"], r["direction"], r["impl"]): r for r in results["layers"]}
+    impls = {"numpy"} | {name for name in ("torch", "tf") if name not in results["meta"]["unavailable"]}
+    for layer in LAYERS:
+        for direction in ("forward", "backward"):
+            expected = impls | ({"loops"} if layer != "dense" else set())
+            got = {impl for (l, d, impl) in rows if (l, d) == (layer, direction)}
+            assert got == expected, (layer, direction)
+            for impl in expected:
+                seconds = rows[(layer, direction, impl)]["seconds"]
+                assert 0 < seconds["min"] <= seconds["median"] <= seconds["max"]
+                # the Markdown table has one row per layer, pass and implementation
+                label = report.LAYER_IMPLS[impl]
+                assert any(line.startswith(f"| {layer} | {direction} | {label}") for line in text.splitlines()), (layer, direction, impl)
+    assert rows[("conv1", "forward", "loops")]["images"] == 1  # quick: conv1's loops on one image, scaled
+    assert "| conv1 | forward | course loops (1 img x64) |" in text
+    assert "## Machine limit" in text and "**Lower bound**" in text
+    assert "fast NumPy conv1 forward+backward >= 300x" in text
+    assert "steps" not in results and "memory" not in results
+
+
+def test_step_flops_follow_the_stated_counting():
+    m = 64
+    conv1 = 2 * m * 64 * 64 * (4 * 4 * 3) * 8  # 2*m*H_out*W_out*f*f*C_in*C_out
+    conv2 = 2 * m * 8 * 8 * (2 * 2 * 8) * 16
+    dense = 2 * m * 64 * 6
+    work = limits.layer_work(COURSE_MODEL, m)
+    assert work["conv1"]["forward"]["flops"] == conv1 == 201_326_592
+    assert work["conv1"]["backward"]["flops"] == 2 * conv1  # dX and dW
+    assert work["conv1"]["backward"]["train_flops"] == conv1  # training never needs conv1's dX
+    assert work["conv2"]["backward"]["train_flops"] == 2 * conv2
+    assert work["pool1"]["forward"]["flops"] == 0 and work["pool1"]["forward"]["bytes"] == 4 * m * (64 * 64 * 8 + 8 * 8 * 8)
+    total = limits.step_flops(COURSE_MODEL, m)["total"]
+    assert total == (conv1 + conv2 + dense + m * 6) + (conv1 + 2 * conv2 + 2 * dense + m * 6)
+
+
+def _fake_results(numpy_s, torch_s, loops_s, fast_s):
+    seconds = lambda s: {"median": s, "min": s, "max": s}
+    return {
+        "work": {"step_flops": {"total": 4e8}, "step_flops_per_image": {"total": 4e8 / 64}},
+        "limit": {"peak_gflops": 100.0, "im2col_gflops": 10.0, "bandwidth_gbs": 10.0},
+        "layers": [{"layer": "conv1", "direction": d, "impl": impl, "seconds": seconds(s)}
+                   for d in ("forward", "backward") for impl, s in (("loops", loops_s), ("numpy", fast_s))],
+        "steps": [{"backend": "numpy", "seconds": seconds(numpy_s)}, {"backend": "torch", "seconds": seconds(torch_s)}],
+    }
+
+
+def test_targets_report_met_and_missed_with_margins():
+    targets = {t["target"]: t for t in report.evaluate_targets(_fake_results(0.03, 0.02, 6.0, 0.01))}
+    assert targets["conv1 fast vs loops"]["met"] and targets["conv1 fast vs loops"]["value"] == pytest.approx(600)
+    assert targets["NumPy step vs PyTorch"]["met"] and "1.00x headroom" in targets["NumPy step vs PyTorch"]["verdict"]
+    # bound = 4e8 FLOP / 100 GFLOP/s = 4 ms: PyTorch at 20 ms is 5x, missed by 1.25x
+    torch_target = targets["PyTorch step vs bound"]
+    assert torch_target["met"] is False and torch_target["value"] == pytest.approx(5.0)
+    assert torch_target["verdict"] == "missed by 1.25x"
+    assert targets["TF custom-loop step vs bound"]["met"] is None  # not measured
+    slow = {t["target"]: t for t in report.evaluate_targets(_fake_results(0.05, 0.02, 1.0, 0.01))}
+    assert slow["conv1 fast vs loops"]["verdict"] == "missed: 3.00x short"
+    assert slow["NumPy step vs PyTorch"]["met"] is False
+
+
+def test_only_rejects_unknown_sections():
+    assert parse_sections("steps, layers") == ("layers", "steps")
+    with pytest.raises(ValueError, match="--only: expected a comma-separated list"):
+        parse_sections("layers,gpu")
