@@ -39,7 +39,6 @@ Nothing here changes TensorFlow's global mode: every graph is a private ``tf.Gra
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -48,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from reference.data import epoch_mini_batches
+from reference.init import contrib_xavier_limit
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
 from reference.weights_io import check_params
 
@@ -81,13 +81,7 @@ def contrib_xavier_initializer(seed: int | None, factor: float = 1.0):
     def initializer(shape, dtype=tf.float32, partition_info=None):  # noqa: ARG001 (TF1 signature)
         dtype = tf.as_dtype(dtype)
         shape = [int(d) for d in shape]
-        fan_in = float(shape[-2]) if len(shape) > 1 else float(shape[-1])
-        fan_out = float(shape[-1])
-        for dim in shape[:-2]:
-            fan_in *= float(dim)
-            fan_out *= float(dim)
-        n = (fan_in + fan_out) / 2.0
-        limit = math.sqrt(3.0 * factor / n)
+        limit = contrib_xavier_limit(tuple(shape), factor)  # contrib's float arithmetic, written once
         return v1.random_uniform(shape, -limit, limit, dtype, seed=seed)
 
     return initializer
