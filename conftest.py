@@ -9,7 +9,7 @@ import pytest
 
 # Before anything imports TensorFlow: no C++ log noise, no oneDNN (keeps float32 reproducible).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TF_ENABLE_ONEDNN_OPTS is left at TensorFlow's default (on), as users run it.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the `signs` CLI runs TF (signs/cli.py)
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_SIGNS_DIR = REPO_ROOT.parent / "shared" / "data" / "signs"

@@ -16,7 +16,7 @@ import pytest
 
 # Before anything imports TensorFlow (the root conftest.py sets the same, as does signs.cli).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TF_ENABLE_ONEDNN_OPTS is left at TensorFlow's default (on), as users run it.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the `signs` CLI runs TF (signs/cli.py)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from parity_helpers import (  # noqa: E402  (the environment above must be set first)

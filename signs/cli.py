@@ -15,6 +15,10 @@ from signs.quiet import filtered_native_stderr
 def quiet_frameworks() -> None:
     """Silence TensorFlow's start-up log noise before anything imports it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR lines
+    # TF enables its oneDNN kernels only on CPUs it recognises (not on this project's AMD EPYC
+    # machines, for example); they make the TF step 3-4x faster and pass the same parity checks
+    # (BENCHMARKS.md). A user's own setting wins.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 

@@ -1,0 +1,493 @@
+"""Targets, the Markdown report (BENCHMARKS.md) and the JSON results, written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reference.fileio import atomic_path
+
+__all__ = [
+    "LAYER_IMPLS",
+    "STEP_LABELS",
+    "fmt_time",
+    "fmt_ratio",
+    "bounds",
+    "evaluate_targets",
+    "render_markdown",
+    "write_outputs",
+]
+
+LAYER_IMPLS = {
+    "loops": "course loops",
+    "numpy": "fast NumPy",
+    "torch": "PyTorch",
+    "tf": "TensorFlow tf.function",
+}
+STEP_LABELS = {
+    "numpy": "NumPy (`reference.backend.Trainer.step`)",
+    "torch": "PyTorch (`torch_model.backend.Trainer.step`)",
+    "tf": "TensorFlow custom loop (`tf_model.backend.Trainer.step`, tf.function)",
+    "keras_fit": "Keras `model.fit` (per step, batch callback)",
+    "tf1": "course TF1 graph, `tf.compat.v1` `sess.run([optimizer, cost])`",
+}
+EPOCH_IMAGES = 1080
+
+
+def step_label(key: str) -> str:
+    """Table label of a step/epoch row key, e.g. "tf" or "tf+onednn1" (the TF subprocess rows)."""
+    base, _, onednn = key.partition("+onednn")
+    label = STEP_LABELS.get(base, base)
+    return f"{label}, **TF_ENABLE_ONEDNN_OPTS={onednn}** (subprocess)" if onednn else label
+COURSE_EPOCHS = 100
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------
+
+
+def fmt_time(seconds: float | None) -> str:
+    """A duration with 3 significant digits in s, ms or µs."""
+    if seconds is None:
+        return "—"
+    s = float(seconds)
+    if s >= 100:
+        return f"{s:.0f} s"
+    if s >= 1:
+        return f"{s:.3g} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} µs"
+
+
+def fmt_ratio(x: float | None) -> str:
+    """``3.21x``, ``32.1x``, ``321x``; "—" for None."""
+    if x is None:
+        return "—"
+    if x >= 100:
+        return f"{x:.0f}x"
+    if x >= 10:
+        return f"{x:.1f}x"
+    if x >= 0.1:
+        return f"{x:.2f}x"
+    return f"{x:.2g}x"
+
+
+def _range(stats: dict) -> str:
+    return f"{fmt_time(stats['min'])} – {fmt_time(stats['max'])}"
+
+
+def _median(rows: list[dict], **match) -> float | None:
+    for row in rows or []:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row["seconds"]["median"]
+    return None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b in (None, 0) else a / b
+
+
+# --------------------------------------------------------------------------------------------
+# Bounds and targets
+# --------------------------------------------------------------------------------------------
+
+
+def bounds(results: dict) -> dict | None:
+    """Compute-bound times from the measured matmul rates.
+
+    ``step_s``: a training step's FLOPs at the machine's peak matmul rate (the lower bound);
+    ``step_im2col_s``: the same FLOPs at the rate NumPy reaches on conv1's im2col product.
+    """
+    limit = results.get("limit")
+    if not limit:
+        return None
+    work = results["work"]
+    peak = limit["peak_gflops"] * 1e9
+    im2col = limit["im2col_gflops"] * 1e9
+    step = work["step_flops"]["total"]
+    epoch = work["step_flops_per_image"]["total"] * EPOCH_IMAGES
+    return {
+        "peak_gflops": limit["peak_gflops"],
+        "step_s": step / peak,
+        "step_im2col_s": step / im2col,
+        "epoch_s": epoch / peak,
+        "course_s": COURSE_EPOCHS * epoch / peak,
+        "bandwidth_bytes_s": limit["bandwidth_gbs"] * 1e9,
+    }
+
+
+def _target(name: str, goal: str, value: float | None, limit: float, at_least: bool, shown: str, detail: str = "") -> dict:
+    if value is None:
+        return {"target": name, "goal": goal, "value": None, "measured": "not measured", "met": None,
+                "verdict": "not measured (section skipped or framework unavailable)"}
+    met = value >= limit if at_least else value <= limit
+    if at_least:
+        verdict = f"met: {value / limit:.2f}x the target" if met else f"missed: {limit / value:.2f}x short"
+    else:
+        verdict = f"met with {limit / value:.2f}x headroom" if met else f"missed by {value / limit:.2f}x"
+    return {"target": name, "goal": goal, "value": value, "limit": limit, "measured": shown + detail,
+            "met": met, "verdict": verdict}
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """The targets of the brief, each with its measured value and met/missed (never asserted)."""
+    layers, steps, epoch = results.get("layers"), results.get("steps"), results.get("epoch")
+    b = bounds(results)
+    targets = []
+
+    loops = [_median(layers, layer="conv1", direction=d, impl="loops") for d in ("forward", "backward")]
+    fast = [_median(layers, layer="conv1", direction=d, impl="numpy") for d in ("forward", "backward")]
+    speedup = None if None in loops or None in fast else sum(loops) / sum(fast)
+    targets.append(_target("conv1 fast vs loops", "fast NumPy conv1 forward+backward >= 300x faster than the course loops",
+                           speedup, 300.0, True, fmt_ratio(speedup) + " faster" if speedup else ""))
+
+    numpy_s, torch_s, tf_s, tf1_s = (_median(steps, backend=k) for k in ("numpy", "torch", "tf", "tf1"))
+    ratio = _div(numpy_s, torch_s)
+    targets.append(_target("NumPy step vs PyTorch", "NumPy training step <= 1.5x PyTorch's time", ratio, 1.5, False,
+                           f"{fmt_ratio(ratio)} ({fmt_time(numpy_s)} vs {fmt_time(torch_s)})" if ratio else ""))
+    other = [row["backend"] for row in steps or [] if row["backend"].startswith("tf+onednn")]
+    onednn_label = {k: f"TF custom-loop step, TF_ENABLE_ONEDNN_OPTS={k.partition('+onednn')[2]}" for k in other}
+    for key, label in (("tf", "TF custom-loop step"), *onednn_label.items(), ("torch", "PyTorch step")):
+        value = _median(steps, backend=key)
+        r = _div(value, b["step_s"]) if b else None
+        detail = f" ({fmt_time(value)} vs bound {fmt_time(b['step_s'])}; {fmt_ratio(_div(value, b['step_im2col_s']))} the im2col-rate bound)" if r else ""
+        targets.append(_target(f"{label} vs bound", f"{label} <= 4x the machine bound", r, 4.0, False, fmt_ratio(r) if r else "", detail))
+    r = _div(tf_s, tf1_s)
+    targets.append(_target("TF2 vs TF1 step", "TF2 custom-loop step at least as fast as the course's TF1 graph (ratio <= 1)",
+                           r, 1.0, False, f"{fmt_ratio(r)} ({fmt_time(tf_s)} vs {fmt_time(tf1_s)})" if r else ""))
+    r = _div(_median(epoch, backend="tf"), _median(epoch, backend="tf1"))
+    targets.append(_target("TF2 vs TF1 epoch", "TF2 custom-loop epoch at least as fast as the course's TF1 loop (ratio <= 1)",
+                           r, 1.0, False, fmt_ratio(r) if r else ""))
+    for row in epoch or []:
+        course = COURSE_EPOCHS * row["seconds"]["median"]
+        r = _div(course, b["course_s"]) if b else None
+        targets.append({
+            "target": f"100 epochs {row['backend']}",
+            "goal": f"100 course epochs, {step_label(row['backend'])}: wall time and ratio to the bound",
+            "value": course, "met": None,
+            "measured": f"{fmt_time(course)} ({fmt_ratio(r)} the bound {fmt_time(b['course_s']) if b else '—'})",
+            "verdict": "reported (no threshold)",
+        })
+    return targets
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _setup(results: dict) -> list[str]:
+    meta = results["meta"]
+    mach = meta["machine"]
+    env = mach["env"]
+    versions = meta.get("versions", {})
+    torch_t, tf_t = meta.get("torch_threads"), meta.get("tf_threads")
+
+    def unset(v):
+        return "unset" if v is None else f"`{v}`"
+
+    rows = [
+        ["CPU", f"{mach['cpu']}, {mach['cores']} cores ({mach['platform']})"],
+        ["Load average (1/5/15 min)", f"start {meta.get('load_average_start')}, end {meta.get('load_average_end')}"],
+        ["Python / NumPy / BLAS", f"{mach['python']} / {mach['numpy']} / {mach['blas']}"],
+        ["NumPy BLAS threads", f"{meta['numpy_blas_threads']} ({meta['numpy_blas_threads_source']})"],
+    ]
+    if torch_t:
+        rows.append(["PyTorch threads", f"{versions.get('torch')}: intra-op {torch_t['intra_op']}, inter-op {torch_t['inter_op']}"
+                     + (f" ({torch_t['note']})" if torch_t.get("note") else "")])
+    if tf_t:
+        rows.append(["TensorFlow threads", f"{versions.get('tensorflow')} / Keras {versions.get('keras')}: intra-op "
+                     f"{tf_t['intra_op']}, inter-op {tf_t['inter_op']}" + (f" ({tf_t['note']})" if tf_t.get("note") else "")])
+    other = meta.get("tf_other_onednn")
+    if other:
+        value = other["main_process_value"]
+        state = {True: "on", False: "off", None: "unknown"}[other.get("main_process_onednn")]
+        text = (f"unmarked TF rows: TF_ENABLE_ONEDNN_OPTS={'unset' if value is None else value}, oneDNN kernels "
+                f"**{state}** (TensorFlow's `IsMklEnabled()`; unset, TensorFlow decides by CPU); rows marked "
+                f"TF_ENABLE_ONEDNN_OPTS={other['value']} ran in a subprocess with oneDNN switched the other way")
+        if other.get("error"):
+            text += f" that failed: {other['error']}"
+        rows.append(["TensorFlow oneDNN", text])
+    for name, reason in meta.get("unavailable", {}).items():
+        rows.append([f"{name}", f"unavailable: {reason}"])
+    load = meta.get("section_load", {})
+    if load:
+        parts = []
+        for name, r in load.items():
+            share = "n/a" if r["others_cpu_share"] is None else f"{100 * r['others_cpu_share']:.0f}%"
+            parts.append(f"{name} {share} ({r['wall_s']:.0f} s, load {r['load1_start']})")
+        rows.append(["Other processes' CPU use per section", "; ".join(parts)
+                     + " — share of all cores used outside this benchmark while each section ran (/proc/stat); "
+                     "above a few % the timings of that section are inflated"])
+    rows += [
+        ["Environment", ", ".join(f"{k}={unset(v)}" for k, v in env.items())],
+        ["Data", meta.get("data", "—")],
+        ["Model, dtype, batch", f"the course model (reference/spec.py), {meta['params']}, {meta['dtype']}, batch {meta['batch']} of 64x64x3"],
+        ["Method", f"candidates interleaved (A B C A B C ...), {meta['warmup_rounds']} warm-up round, {meta['reps']} timed "
+                   f"repetitions ({meta['epoch_reps']} for epochs); median (min – max); fast operations are repeated "
+                   "inside a sample and averaged"],
+    ]
+    return ["## Setup", ""] + _table(["", ""], rows)
+
+
+def _targets(results: dict) -> list[str]:
+    rows = []
+    for t in results.get("targets", []):
+        result = t["verdict"] if t.get("met") is None else ("**met**" if t["met"] else "**missed**") + f" ({t['verdict']})"
+        rows.append([t["goal"], t["measured"], result])
+    return ["## Targets", "", "Reported, not asserted by the tests. \"The bound\" is the training step's FLOPs at the "
+            "machine's measured peak float32 matmul rate (see Machine limit).", ""] + _table(["Target", "Measured", "Result"], rows)
+
+
+def _limit(results: dict) -> list[str]:
+    limit = results.get("limit")
+    if not limit:
+        return []
+    b = bounds(results)
+    work = results["work"]
+    lines = ["## Machine limit", "", "Float32 matmul with NumPy (`np.matmul`, BLAS threads as above), measured in this run:", ""]
+    rows = [[key, v["shape"], f"{v['gflops']:.1f}", f"{v['gflops_best']:.1f}"] for key, v in limit["matmul"].items()]
+    lines += _table(["Product", "Shapes", "GFLOP/s (median)", "GFLOP/s (best)"], rows)
+    lines += [f"Copy bandwidth (`np.copyto`, 64 MiB, read + write): {limit['bandwidth_gbs']:.1f} GB/s.", ""]
+    lines += ["FLOPs of the model for a batch of 64, counted from the shapes in reference/spec.py: conv "
+              "`2*m*H_out*W_out*f*f*C_in*C_out`; conv backward = dW (1x forward) + dX (1x forward), except that a "
+              "training step never computes conv1's dX (so conv1 backward = 1x, conv2 backward = 2x); dense "
+              "`2*m*n_in*n_out` (+ bias) forward, 2x that backward. ReLU, max-pool, softmax cross-entropy and Adam "
+              "(1,286 weights) are memory operations, not counted as FLOPs; the per-layer table bounds pools by "
+              "bytes / copy bandwidth.", ""]
+    rows = []
+    for layer, w in work["layers"].items():
+        rows.append([layer, f"{w['forward']['flops'] / 1e6:.2f}", f"{w['backward']['train_flops'] / 1e6:.2f}",
+                     f"{w['backward']['flops'] / 1e6:.2f}", f"{(w['forward']['bytes'] + w['backward']['bytes']) / 2**20:.1f}"])
+    sf = work["step_flops"]
+    rows.append(["**step**", f"{sf['forward'] / 1e6:.2f}", f"{sf['backward'] / 1e6:.2f}", "", ""])
+    lines += _table(["Layer", "Forward MFLOP", "Backward MFLOP (training)", "Backward MFLOP (with dX)",
+                     "Min. bytes fwd+bwd (MiB)"], rows)
+    lines += [
+        f"**Lower bound** at the peak rate ({b['peak_gflops']:.1f} GFLOP/s): one step ({sf['total'] / 1e9:.3f} GFLOP) "
+        f"= **{fmt_time(b['step_s'])}**; one epoch of {EPOCH_IMAGES} images = {fmt_time(b['epoch_s'])}; "
+        f"{COURSE_EPOCHS} epochs = **{fmt_time(b['course_s'])}**. At the rate NumPy reaches on conv1's im2col product "
+        f"({limit['im2col_gflops']:.1f} GFLOP/s) a step would take {fmt_time(b['step_im2col_s'])}.",
+        "",
+    ]
+    return lines
+
+
+def _layer_bound(results: dict, layer: str, direction: str) -> tuple[float | None, str]:
+    b = bounds(results)
+    if not b:
+        return None, ""
+    w = results["work"]["layers"][layer][direction]
+    if w["flops"]:
+        return w["flops"] / (b["peak_gflops"] * 1e9), f"{w['flops'] / 1e6:.1f} MFLOP"
+    return w["bytes"] / b["bandwidth_bytes_s"], f"{w['bytes'] / 2**20:.1f} MiB"
+
+
+def _layers(results: dict) -> list[str]:
+    rows_in = results.get("layers")
+    if not rows_in:
+        return []
+    images = results["meta"].get("loop_images", {})
+    lines = ["## Per layer (batch 64)", "",
+             "Forward and backward of each layer on the activations of the course's first mini-batch. Backward computes "
+             "the input gradient and the weight gradient (the course's `conv_backward` API) for every implementation. "
+             "**Course loops** (`reference.layers`, the notebook's code) are timed on a few images and scaled to 64: "
+             + ", ".join(f"{k} on {v}" for k, v in images.items())
+             + "; the course has no loop dense layer. Fast NumPy is `reference.fast_layers` (dense: `reference.model`). "
+             "PyTorch runs `torch_model.ops` on the model's channels_last view of NHWC data, backward by "
+             "`torch.autograd.grad`; TensorFlow runs `tf.nn.conv2d`/`max_pool2d`/matmul in a `tf.function`, backward by "
+             "the gradient ops TF registers (`Conv2DBackpropInput` + `Conv2DBackpropFilter`, `MaxPoolGrad`). Bound: "
+             "FLOPs at the peak matmul rate, or for pools the minimum bytes at the copy bandwidth.", ""]
+    table = []
+    for row in rows_in:
+        bound, work = _layer_bound(results, row["layer"], row["direction"])
+        torch_median = _median(rows_in, layer=row["layer"], direction=row["direction"], impl="torch")
+        s = row["seconds"]
+        name = LAYER_IMPLS.get(row["impl"], row["impl"])
+        if row["impl"] == "loops":
+            name += f" ({row['images']} img x{64 // row['images']})"
+        table.append([row["layer"], row["direction"], name, f"**{fmt_time(s['median'])}**", _range(s), work,
+                      fmt_ratio(_div(s["median"], bound)), fmt_ratio(_div(s["median"], torch_median))])
+    lines += _table(["Layer", "Pass", "Implementation", "Median", "Min – max", "Work", "x bound", "x PyTorch"], table)
+    speed = []
+    for layer in dict.fromkeys(r["layer"] for r in rows_in):
+        loop = [_median(rows_in, layer=layer, direction=d, impl="loops") for d in ("forward", "backward")]
+        fast = [_median(rows_in, layer=layer, direction=d, impl="numpy") for d in ("forward", "backward")]
+        if None not in loop and None not in fast:
+            speed.append(f"{layer} {fmt_ratio(sum(loop) / sum(fast))}")
+    if speed:
+        lines += ["Fast NumPy vs the course loops (forward + backward): " + ", ".join(speed) + ".", ""]
+    return lines
+
+
+def _steps(results: dict) -> list[str]:
+    rows_in = results.get("steps")
+    if not rows_in:
+        return []
+    b = bounds(results)
+    torch_median = _median(rows_in, backend="torch")
+    rows = []
+    for row in rows_in:
+        s = row["seconds"]
+        rows.append([step_label(row["backend"]), f"**{fmt_time(s['median'])}**", _range(s),
+                     f"{64 / s['median']:.0f}", fmt_ratio(_div(s["median"], b["step_s"] if b else None)),
+                     fmt_ratio(_div(s["median"], torch_median))])
+    return (["## Training step (forward, backward, Adam; batch 64)", "",
+             "The same batch every step. Trainers' `step(X, Y)` includes their input checks, the host-to-framework "
+             "conversion of the batch and reading the cost back as a Python float. Keras `fit`'s per-step time is the "
+             "mean over the full batches of one `fit` epoch of the 1080 images, from `on_train_batch_begin` to "
+             "`on_train_batch_end` (it includes fetching the batch from fit's `tf.data` iterator).", ""]
+            + _table(["Backend", "Median", "Min – max", "Images/s", "x bound", "x PyTorch"], rows))
+
+
+def _epochs(results: dict) -> list[str]:
+    rows_in = results.get("epoch")
+    if not rows_in:
+        return []
+    b = bounds(results)
+    torch_median = _median(rows_in, backend="torch")
+    rows = []
+    for row in rows_in:
+        s = row["seconds"]
+        course = COURSE_EPOCHS * s["median"]
+        rows.append([step_label(row["backend"]), f"**{fmt_time(s['median'])}**", _range(s),
+                     f"{row['images'] / s['median']:.0f}", fmt_time(course),
+                     fmt_ratio(_div(course, b["course_s"] if b else None)), fmt_ratio(_div(s["median"], torch_median))])
+    return (["## One epoch (1080 images, the course's mini-batches)", "",
+             "Each epoch calls the course's `random_mini_batches` (seed of epoch 0) and steps through its 17 batches "
+             "(16 of 64, one of 56); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
+             "100 epochs is the median epoch x 100.", ""]
+            + _table(["Backend", "Epoch median", "Min – max", "Images/s", "100 epochs", "100 epochs x bound", "x PyTorch"], rows))
+
+
+def _memory(results: dict) -> list[str]:
+    rows_in = results.get("memory")
+    if rows_in is None:
+        return []
+    rows = []
+    for r in rows_in:
+        label = step_label(r["backend"])
+        if "error" in r:
+            rows.append([label, "—", "—", "—", "—", f"failed: {r['error']}"])
+            continue
+        rows.append([label, f"{r['data_loaded_mib']:.0f}", f"{r['import_baseline_mib']:.0f}", f"**{r['peak_mib']:.0f}**",
+                     f"**{r['delta_mib']:.0f}**", fmt_time(r["epoch_s_incl_build"])])
+    return (["## Memory (peak resident set, MiB)", "",
+             "Each backend in its own subprocess (`python -m benchmarks.memory`), reading its own peak resident set "
+             "(`VmHWM` of /proc/self/status; Linux carries `ru_maxrss` across fork + exec, so a child would inherit "
+             "the parent's peak): after loading the 1080 float32 images (53 MiB) and the weights, after importing the "
+             "framework (the baseline), and after building the model and training one epoch. Delta = peak - baseline."
+             + (" (--quick: only NumPy, PyTorch and the TF custom loop, run concurrently, so their epoch times overlap.)" if results["meta"]["quick"] else ""), ""]
+            + _table(["Backend", "Data loaded", "Framework-import baseline", "Peak (one epoch)", "Delta over baseline",
+                      "Epoch incl. build"], rows))
+
+
+def _profile(results: dict) -> list[str]:
+    prof = results.get("profile")
+    if not prof:
+        return []
+    p = prof["profile"]
+    lines = ["## PyTorch: where the step loses time", "",
+             f"`torch.profiler` over {p['steps']} steps of the shipped Trainer (self CPU time per step; "
+             f"total {p['total_ms_per_step']:.1f} ms/step of CPU time across threads):", ""]
+    rows = [[f"`{o['name']}`", f"{o['self_ms_per_step']:.2f}", f"{o['calls_per_step']:.0f}", f"{100 * o['share']:.1f}%"]
+            for o in p["ops"]]
+    lines += _table(["Operator", "Self ms/step", "Calls/step", "Share"], rows)
+    variants = prof["variants"]
+    shipped = _median(variants, key="shipped")
+    rows = []
+    for v in variants:
+        s = v["seconds"]
+        diff = v.get("max_abs_param_diff_after_1_step")
+        rows.append([v["label"], f"**{fmt_time(s['median'])}**", _range(s), fmt_ratio(_div(shipped, s["median"])),
+                     "—" if diff is None else f"{diff:.1e}"])
+    lines += ["Prototype variants of the training step (`benchmarks/torch_variants.py`, functional PyTorch with the "
+              "shipped TF1 Adam), timed interleaved with the shipped Trainer. \"Speed-up\" is shipped time / variant "
+              "time; the last column is the largest weight difference from the shipped Trainer after one step from "
+              "the same weights.", ""]
+    lines += _table(["Variant", "Median", "Min – max", "Speed-up vs shipped", "Max |Δw| after 1 step"], rows)
+    best = min((v for v in variants if v["key"] != "shipped"), key=lambda v: v["seconds"]["median"], default=None)
+    if best is not None and shipped:
+        lines += [f"Fastest: {best['label']} at {fmt_time(best['seconds']['median'])}, "
+                  f"{fmt_ratio(shipped / best['seconds']['median'])} the shipped step's speed.", ""]
+    return lines
+
+
+def _findings(results: dict) -> list[str]:
+    """A few sentences computed from this run's numbers (no hand-written conclusions)."""
+    steps, layers = results.get("steps") or [], results.get("layers") or []
+    lines = []
+    for base in ("tf", "tf1", "keras_fit"):
+        main = _median(steps, backend=base)
+        other = [r for r in steps if r["backend"].startswith(base + "+onednn")]
+        if main and other:
+            value = other[0]["backend"].partition("+onednn")[2]
+            ratio = main / other[0]["seconds"]["median"]
+            lines.append(f"- {STEP_LABELS[base]}: TF_ENABLE_ONEDNN_OPTS={value} makes a step {fmt_ratio(ratio)} "
+                         f"{'faster' if ratio >= 1 else 'slower'} than this process's setting "
+                         f"({fmt_time(other[0]['seconds']['median'])} vs {fmt_time(main)}).")
+    numpy_s, torch_s = _median(steps, backend="numpy"), _median(steps, backend="torch")
+    if numpy_s and torch_s:
+        conv1 = [(_median(layers, layer="conv1", direction="forward", impl=k)) for k in ("numpy", "torch")]
+        detail = (f"; conv1 forward alone takes {fmt_time(conv1[0])} in fast NumPy vs {fmt_time(conv1[1])} in PyTorch"
+                  if None not in conv1 else "")
+        lines.append(f"- NumPy's step is {fmt_ratio(numpy_s / torch_s)} PyTorch's{detail}.")
+    prof = results.get("profile")
+    if prof:
+        v = {row["key"]: row["seconds"]["median"] for row in prof["variants"]}
+        shipped = v.get("shipped")
+        notes = []
+        for key, text in (("shipped_1thread", "1 thread instead of {t}"), ("shipped_no_mkldnn", "mkldnn disabled"),
+                          ("crop_cl", "over-pad + crop conv"), ("ops_nchw", "contiguous NCHW input"),
+                          ("ops_cl_poolrelu", "max-pool before ReLU")):
+            if shipped and key in v:
+                threads = (results["meta"].get("torch_threads") or {}).get("intra_op")
+                notes.append(f"{text.format(t=threads)} {fmt_ratio(shipped / v[key])}")
+        if notes:
+            lines.append("- PyTorch step speed relative to the shipped Trainer: " + ", ".join(notes) + ".")
+        top = prof["profile"]["ops"][:3]
+        if top:
+            lines.append("- PyTorch's largest operators: " + ", ".join(
+                f"`{o['name']}` {100 * o['share']:.0f}%" for o in top) + " of its CPU time.")
+    return (["## Findings (computed from this run)", ""] + lines + [""]) if lines else []
+
+
+def render_markdown(results: dict) -> str:
+    """The whole BENCHMARKS.md text."""
+    meta = results["meta"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{meta['command'].strip()}` on {meta['date']} in {meta.get('wall_s', '?')} s "
+        f"(sections: {', '.join(meta['sections'])}). Regenerate with `signs bench` (or `python -m benchmarks`) on a "
+        f"quiet machine; the JSON of this run is `{meta.get('json_out', 'benchmarks/results.json')}`.",
+        "",
+    ]
+    for part in (_setup, _targets, _findings, _limit, _layers, _steps, _epochs, _memory, _profile):
+        lines += part(results)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_outputs(results: dict, out: Path, json_out: Path) -> None:
+    """Write the Markdown report and the JSON results, each atomically (temp file, then rename)."""
+    text = render_markdown(results)
+    with atomic_path(json_out, force=True) as tmp:
+        tmp.write_text(json.dumps(results, indent=1, default=_json_default) + "\n")
+    with atomic_path(out, force=True) as tmp:
+        tmp.write_text(text)
