@@ -102,6 +102,7 @@ def test_seed_with_course_init_is_refused(fast_data_dir, tmp_path, capfd):
     assert code == 2 and "seed" in err and "--init glorot" in err
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 def test_huge_learning_rate_stops_with_clear_error(fast_data_dir, tmp_path, capfd):
     out = tmp_path / "run"
     argv = train_argv(fast_data_dir, out, "--epochs", "2", "--lr", "1e30", "--batch-size", "32")
