@@ -23,6 +23,7 @@ from reference import fast_layers
 from reference import layers as loop_layers
 from reference.layers import ConvGeometry, PoolGeometry
 from reference.padding import pad_spatial
+from reference import weights_io
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, PARAM_NAMES, ModelSpec, param_shapes
 
 __all__ = [
@@ -157,26 +158,12 @@ def softmax_cross_entropy_backward(Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def check_params(params, spec: ModelSpec = COURSE_MODEL) -> np.dtype:
-    """Check names, shapes and dtypes of the canonical ``params``; return their common dtype."""
-    if not isinstance(params, dict):
-        raise ValueError(f"params: expected a dict with keys {list(PARAM_NAMES)}, got {type(params).__name__}")
-    expected = param_shapes(spec)
-    if set(params) != set(PARAM_NAMES):
-        raise ValueError(f"params: expected keys {sorted(PARAM_NAMES)}, got {sorted(params)}")
-    dtypes = set()
-    for name in PARAM_NAMES:
-        value = params[name]
-        if not isinstance(value, np.ndarray):
-            raise ValueError(f"params[{name!r}]: expected a NumPy array of shape {expected[name]}, got {type(value).__name__}")
-        if value.shape != expected[name]:
-            raise ValueError(f"params[{name!r}]: expected shape {expected[name]}, got {value.shape}")
-        if value.dtype not in (np.float32, np.float64):
-            raise ValueError(f"params[{name!r}]: expected dtype float32 or float64, got {value.dtype}")
-        dtypes.add(value.dtype)
-    if len(dtypes) != 1:
-        found = {name: str(params[name].dtype) for name in PARAM_NAMES}
-        raise ValueError(f"params: expected one dtype for every array, got {found}")
-    return dtypes.pop()
+    """Check names, shapes and dtypes of the canonical ``params``; return their common dtype.
+
+    The one validator lives in :func:`reference.weights_io.check_params`; this name stays for the
+    model's callers.
+    """
+    return weights_io.check_params(params, spec)
 
 
 def check_inputs(X, Y, dtype, spec: ModelSpec = COURSE_MODEL) -> None:

@@ -71,7 +71,7 @@ def test_input_errors_name_the_argument():
         predict_logits(params, X.transpose(0, 3, 1, 2).copy())
     with pytest.raises(ValueError, match=r"Y: expected a NumPy array of shape \(2, 6\), got \(2, 5\)"):
         forward_backward(params, X, Y[:, :5])
-    with pytest.raises(ValueError, match="tensor W3: expected shape"):
+    with pytest.raises(ValueError, match=r"W3'\]: expected shape"):
         forward_backward(params | {"W3": params["W3"][:10]}, X, Y)
     with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'gpu', got 'tpu'"):
         tf_device("tpu")

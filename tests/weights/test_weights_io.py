@@ -51,10 +51,10 @@ def test_truncated_and_missing_files_give_one_line_errors(tmp_path, save, load, 
     [
         (lambda p: p.pop("b3"), r"missing \['b3'\]"),
         (lambda p: p.update(extra=np.zeros(1, np.float32)), r"unexpected \['extra'\]"),
-        (lambda p: p.update(W1=p["W1"].reshape(4, 4, 24)), r"W1: expected shape \(4, 4, 3, 8\), got \(4, 4, 24\)"),
-        (lambda p: p.update(W3=p["W3"].T.copy()), r"W3: expected shape \(64, 6\), got \(6, 64\)"),
+        (lambda p: p.update(W1=p["W1"].reshape(4, 4, 24)), r"W1'\]: expected shape \(4, 4, 3, 8\), got \(4, 4, 24\)"),
+        (lambda p: p.update(W3=p["W3"].T.copy()), r"W3'\]: expected shape \(64, 6\), got \(6, 64\)"),
         (lambda p: p.update(b3=p["b3"].astype(np.float64)), "one dtype"),
-        (lambda p: p.update(W2=p["W2"].astype(np.int32)), "W2: expected dtype float32 or float64"),
+        (lambda p: p.update(W2=p["W2"].astype(np.int32)), r"W2'\]: expected dtype float32 or float64"),
     ],
 )
 def test_check_params_names_the_tensor(mutate, message):
@@ -70,7 +70,7 @@ def test_wrong_shape_in_file_is_refused_not_reshaped(tmp_path):
     params = glorot_init(0)
     params["W3"] = params["W3"].T.copy()  # a (6, 64) kernel: the torch layout, not the canonical one
     save_file(params, str(tmp_path / "bad.safetensors"))
-    with pytest.raises(ValueError, match=r"W3: expected shape \(64, 6\), got \(6, 64\)"):
+    with pytest.raises(ValueError, match=r"W3'\]: expected shape \(64, 6\), got \(6, 64\)"):
         load_safetensors(tmp_path / "bad.safetensors")
 
 
