@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from parity_helpers import synthetic_train_set
-from reference.data import epoch_mini_batches
+from reference.data.batches import epoch_mini_batches
 from reference.spec import COURSE_TRAINING, PARAM_NAMES
 from signs.verify import TRAINING_NAMES, compare_training, flatten_training, single_steps_report
 

@@ -14,7 +14,7 @@ The course's training loop (deeplearning.ai CNN course 4, week 1, ``model()``)::
         costs.append(minibatch_cost)
 
 :func:`train` runs exactly that with any backend's ``Trainer`` (Adam with TF1's update rule),
-the one ``reference.data.random_mini_batches`` and the same seed schedule (epoch ``e``, counted
+the one ``reference.data.batches.random_mini_batches`` and the same seed schedule (epoch ``e``, counted
 from 0 as the course prints it, uses seed ``first_seed + 1 + e``).
 
 Two epoch losses are recorded:
@@ -312,7 +312,7 @@ def initial_params(recipe: Recipe, dtype) -> dict[str, np.ndarray]:
 
 
 def subset(data, limit: int | None):
-    """``data`` (a ``reference.data.SignsData``) cut to at most ``limit`` examples per split.
+    """``data`` (a ``reference.data.dataset.SignsData``) cut to at most ``limit`` examples per split.
 
     The examples kept are evenly spaced through each split (``np.linspace`` indices), so a small
     subset of a label-sorted image folder still holds every class.
@@ -497,7 +497,7 @@ def train(
     Parameters
     ----------
     config : RunConfig
-    data : reference.data.SignsData
+    data : reference.data.dataset.SignsData
         X_train (m, 64, 64, 3) NHWC in [0, 1] and Y_train (m, 6) one-hot, in ``config.dtype``;
         X_test / Y_test likewise (may be ``None``: test accuracy is then skipped).
     out_dir : folder receiving weights.safetensors, metrics.json, cost.png, checkpoint.npz.
@@ -613,7 +613,7 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
     """Run the epochs ``latest.checkpoint.epoch .. num_epochs - 1``; return the final state."""
     from tqdm import tqdm
 
-    from reference.data import epoch_mini_batches
+    from reference.data.batches import epoch_mini_batches
 
     recipe = config.recipe
     state = latest.checkpoint

@@ -293,7 +293,7 @@ def data_inputs(data_dir: str, m: int | None = None) -> Inputs:
     -------
     Inputs : X float64 (m, 64, 64, 3) NHWC in [0, 1], Y float64 (m, 6) one-hot.
     """
-    from reference.data import load_signs
+    from reference.data.dataset import load_signs
 
     data = load_signs(data_dir, dtype=np.float64, splits=("test",), progress=False)
     total = data.X_test.shape[0]
@@ -367,7 +367,7 @@ def training_batches(X: np.ndarray, Y: np.ndarray, steps: int,
     first epoch, as the course); epochs follow each other until ``steps`` batches are collected.
     Like the course, this reseeds NumPy's global RNG.
     """
-    from reference.data import epoch_mini_batches
+    from reference.data.batches import epoch_mini_batches
 
     size = min(train.mini_batch_size, X.shape[0])
     batches: list[tuple[np.ndarray, np.ndarray]] = []

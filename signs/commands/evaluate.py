@@ -11,7 +11,7 @@ EVALUATION_NAME = "evaluation.json"
 
 
 def register(subparsers) -> None:
-    from reference.data import add_data_argument
+    from signs.cli_args import add_data_argument
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -58,7 +58,8 @@ def split_report(backend, params, X, Y, *, device: str, n_classes: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from reference.data import SPLITS, load_signs
+    from reference.data.dataset import load_signs
+    from reference.data.layout import SPLITS
     from reference.fileio import atomic_path, check_writable
     from signs.backends import get_backend
     from signs.convert import load_weights

@@ -35,7 +35,7 @@ with the same options plus --resume.
 
 
 def register(subparsers) -> None:
-    from reference.data import add_data_argument
+    from signs.cli_args import add_data_argument
 
     parser = subparsers.add_parser(
         "train",
@@ -104,7 +104,7 @@ def build_recipe(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference.data import load_signs
+    from reference.data.dataset import load_signs
     from signs.training import (
         NonFiniteLoss, RunConfig, TrainingInterrupted, default_out_dir, subset, train,
     )

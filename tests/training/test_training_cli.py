@@ -211,7 +211,7 @@ def test_evaluate_reports_accuracy_and_confusion(fast_data_dir, two_epoch_run, t
 
 
 def test_predict_prints_class_and_probabilities(fast_data_dir, two_epoch_run, tmp_path, capfd):
-    from reference.data import load_signs
+    from reference.data.dataset import load_signs
 
     backend = backend_or_skip(BACKEND)
     test = load_signs(fast_data_dir, splits=("test",), progress=False)
