@@ -43,7 +43,7 @@ from parity_helpers import (  # noqa: E402
     synthetic_train_set,
 )
 from reference.data.batches import epoch_mini_batches  # noqa: E402
-from signs.verify import compare_training, train_all  # noqa: E402
+from signs.verify.adam_steps import compare_training, train_all  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "signs"
 SINGLE_STEPS = (0, 1, 8, 16)  # 0-based steps re-run in float32 from the float64 trajectory

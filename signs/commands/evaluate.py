@@ -41,7 +41,7 @@ def split_report(backend, params, X, Y, *, device: str, n_classes: int) -> dict:
     """Accuracy, per-class accuracy and confusion matrix of one split (X (m, 64, 64, 3), Y (m, 6))."""
     import numpy as np
 
-    from signs.training import confusion_matrix, predict_classes
+    from signs.training.metrics import confusion_matrix, predict_classes
 
     true = np.argmax(Y, axis=1)
     predicted = predict_classes(backend, params, X, device=device)
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from signs.backends import get_backend
     from signs.convert import load_weights
     from signs.plots import format_confusion_table, save_confusion_plot
-    from signs.training import subset
+    from signs.training.metrics import subset
 
     weights = Path(args.weights)
     out_dir = Path(args.out) if args.out is not None else weights.parent

@@ -16,7 +16,8 @@ from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.cli import main
 from signs.commands.predict import softmax
-from signs.training import METRICS_NAME, WEIGHTS_NAME
+from signs.training.driver import WEIGHTS_NAME
+from signs.training.summary import METRICS_NAME
 from training_helpers import PNG_SIGNATURE, assert_params_bitwise_equal, backend_or_skip, trainer_proxy
 
 pytestmark = pytest.mark.data
