@@ -20,19 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference.spec import COURSE_TRAINING, TrainSpec
+from reference.validate import check_positive_finite
 
 __all__ = ["Adam"]
-
-
-def _finite_positive(value, name: str, *, below_one: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}") from None
-    if not np.isfinite(value) or value <= 0 or (below_one and value >= 1):
-        bound = "in (0, 1)" if below_one else "> 0"
-        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
-    return value
 
 
 class Adam:
@@ -59,10 +49,10 @@ class Adam:
         beta2: float = COURSE_TRAINING.beta2,
         epsilon: float = COURSE_TRAINING.epsilon,
     ):
-        self.learning_rate = _finite_positive(learning_rate, "learning_rate")
-        self.beta1 = _finite_positive(beta1, "beta1", below_one=True)
-        self.beta2 = _finite_positive(beta2, "beta2", below_one=True)
-        self.epsilon = _finite_positive(epsilon, "epsilon")
+        self.learning_rate = check_positive_finite(learning_rate, "learning_rate")
+        self.beta1 = check_positive_finite(beta1, "beta1", below_one=True)
+        self.beta2 = check_positive_finite(beta2, "beta2", below_one=True)
+        self.epsilon = check_positive_finite(epsilon, "epsilon")
         self.t = 0
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
@@ -162,7 +152,7 @@ class Adam:
                 )
         for key in ("learning_rate", "beta1", "beta2", "epsilon"):
             if key in state:
-                setattr(self, key, _finite_positive(state[key], key, below_one=key.startswith("beta")))
+                setattr(self, key, check_positive_finite(state[key], key, below_one=key.startswith("beta")))
         self.t = int(t)
         self.m = {name: np.array(arr, copy=True) for name, arr in m.items()}
         self.v = {name: np.array(arr, copy=True) for name, arr in v.items()}

@@ -12,6 +12,7 @@ import numpy as np
 from reference import model
 from reference.adam import Adam
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec, param_shapes
+from reference.validate import check_learning_rate, check_optimizer_state, check_params
 
 __all__ = ["NAME", "forward_backward", "predict_logits", "Trainer"]
 
@@ -61,7 +62,7 @@ class Trainer:
 
     def __init__(self, params, *, train: TrainSpec = COURSE_TRAINING, spec: ModelSpec = COURSE_MODEL, device: str = "cpu"):
         _check_device(device)
-        self.dtype = model.check_params(params, spec)
+        self.dtype = check_params(params, spec)
         self.spec = spec
         self.train = train
         self._params = {name: np.array(params[name], copy=True) for name in PARAM_NAMES}
@@ -82,9 +83,7 @@ class Trainer:
 
     def set_learning_rate(self, lr: float) -> None:
         """Use ``lr`` (> 0) from the next step on (e.g. a per-epoch schedule); Adam state is kept."""
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or not lr > 0:
-            raise ValueError(f"lr: expected a positive finite number, got {lr!r}")
-        self._optimizer.learning_rate = float(lr)
+        self._optimizer.learning_rate = check_learning_rate(lr, "lr")
 
     def get_params(self) -> dict[str, np.ndarray]:
         """Copies of the current canonical parameters."""
@@ -97,14 +96,5 @@ class Trainer:
 
     def set_optimizer_state(self, state) -> None:
         """Restore a state from :meth:`get_optimizer_state` (or another backend's) exactly."""
-        if not isinstance(state, dict) or set(state) != {"t", "m", "v"}:
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state: expected keys ['m', 't', 'v'], got {got}")
-        for key in ("m", "v"):
-            try:
-                dtype = model.check_params(state[key], self.spec)
-            except ValueError as exc:
-                raise ValueError(f"state[{key!r}]: {exc}") from None
-            if dtype != self.dtype:
-                raise ValueError(f"state[{key!r}]: expected dtype {self.dtype} (the params'), got {dtype}")
+        check_optimizer_state(state, self.dtype, self.spec)
         self._optimizer.load_state_dict({"t": state["t"], "m": state["m"], "v": state["v"]})

@@ -23,8 +23,8 @@ from reference import fast_layers
 from reference import layers as loop_layers
 from reference.layers import ConvGeometry, PoolGeometry
 from reference.padding import pad_spatial
-from reference import weights_io
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, PARAM_NAMES, ModelSpec, param_shapes
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, PARAM_NAMES, ModelSpec
+from reference.validate import check_batch, check_params
 
 __all__ = [
     "relu_forward",
@@ -42,8 +42,6 @@ __all__ = [
     "forward_backward",
     "train_gradients",
     "predict_logits",
-    "check_params",
-    "check_inputs",
     "IMPLEMENTATIONS",
 ]
 
@@ -153,40 +151,6 @@ def softmax_cross_entropy_backward(Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------------
-
-
-def check_params(params, spec: ModelSpec = COURSE_MODEL) -> np.dtype:
-    """Check names, shapes and dtypes of the canonical ``params``; return their common dtype.
-
-    The one validator lives in :func:`reference.weights_io.check_params`; this name stays for the
-    model's callers.
-    """
-    return weights_io.check_params(params, spec)
-
-
-def check_inputs(X, Y, dtype, spec: ModelSpec = COURSE_MODEL) -> None:
-    """Check ``X`` (m, n_H, n_W, n_C) and, unless None, ``Y`` (m, n_classes), both ``dtype``."""
-    expected_x = spec.input_shape
-    if not isinstance(X, np.ndarray) or X.ndim != 4 or X.shape[1:] != expected_x:
-        got = X.shape if isinstance(X, np.ndarray) else type(X).__name__
-        raise ValueError(f"X: expected a NumPy array of shape (m, {', '.join(map(str, expected_x))}) (NHWC), got {got}")
-    if X.shape[0] < 1:
-        raise ValueError(f"X: expected at least one example, got shape {X.shape}")
-    if X.dtype != dtype:
-        raise ValueError(f"X: expected dtype {np.dtype(dtype)} (the params' dtype), got {X.dtype}")
-    if Y is None:
-        return
-    expected_y = (X.shape[0], spec.n_classes)
-    if not isinstance(Y, np.ndarray) or Y.shape != expected_y:
-        got = Y.shape if isinstance(Y, np.ndarray) else type(Y).__name__
-        raise ValueError(f"Y: expected a NumPy array of shape {expected_y} (m, n_classes), got {got}")
-    if Y.dtype != dtype:
-        raise ValueError(f"Y: expected dtype {np.dtype(dtype)} (the params' dtype), got {Y.dtype}")
-
-
-# --------------------------------------------------------------------------------------------
 # Layer geometry from the spec
 # --------------------------------------------------------------------------------------------
 
@@ -234,7 +198,7 @@ def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fas
     """
     _check_impl(impl)
     dtype = check_params(params, spec)
-    check_inputs(X, None, dtype, spec)
+    check_batch(X, None, dtype, spec)
     conv_forward = loop_layers.conv_forward if impl == "loop" else fast_layers.conv_forward_fast
     pool_forward = loop_layers.pool_forward if impl == "loop" else fast_layers.pool_forward_fast
 
@@ -274,7 +238,7 @@ def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MOD
     """
     _check_impl(impl)
     dtype = check_params(params, spec)
-    check_inputs(X, Y, dtype, spec)
+    check_batch(X, Y, dtype, spec)
     missing = [name for name in ACTIVATION_NAMES if name not in activations]
     if missing:
         raise ValueError(f"activations: expected the dict from model_forward with {list(ACTIVATION_NAMES)}, missing {missing}")
@@ -306,7 +270,7 @@ def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MOD
 
 def forward_backward(params, X, Y, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast") -> dict:
     """Activations, ``"cost"`` (0-d array) and gradients in one dict (see ``signs.backends``)."""
-    check_inputs(X, Y, check_params(params, spec), spec)
+    check_batch(X, Y, check_params(params, spec), spec)
     acts = model_forward(params, X, spec, impl=impl)
     out = dict(acts)
     out["cost"] = np.asarray(compute_cost(acts["Z3"], Y))
@@ -346,7 +310,7 @@ def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
     grads : dict dW1 dW2 dW3 db3
     """
     dtype = check_params(params, spec)
-    check_inputs(X, Y, dtype, spec)
+    check_batch(X, Y, dtype, spec)
     W1, W2, W3, b3 = (params[name] for name in PARAM_NAMES)
 
     # Forward: CONV1 -> (RELU, POOL1 fused) -> CONV2 -> (RELU, POOL2 fused) -> FLATTEN -> DENSE

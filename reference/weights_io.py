@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from reference.fileio import atomic_path
-from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
+from reference.spec import COURSE_MODEL, PARAM_NAMES
+from reference.validate import check_params
 
 __all__ = [
     "FORMAT_VERSION",
     "LAYOUT",
-    "check_params",
     "save_safetensors",
     "load_safetensors",
     "save_npz",
@@ -32,40 +32,6 @@ __all__ = [
 FORMAT_VERSION = "1"
 LAYOUT = "activations NHWC; conv kernels HWIO (f, f, n_C_prev, n_C); W3 (n_in, n_out) rows in NHWC-flatten order"
 _METADATA_KEY = "__metadata__"  # the .npz member holding the metadata as a JSON string
-
-
-def check_params(params, spec: ModelSpec | None = COURSE_MODEL, *, source: str = "params") -> np.dtype:
-    """Check a canonical parameter dict; return its dtype. The project's one parameter validator.
-
-    Exactly the names W1, W2, W3, b3; NumPy float32 or float64 arrays, all of one dtype; and, when
-    ``spec`` is given, the shapes of ``param_shapes(spec)``. Raises ValueError naming the tensor
-    (``params['W1']: expected shape (4, 4, 3, 8), got (4, 4, 24)``; ``source`` replaces "params",
-    e.g. with a file name). Never reshapes.
-    """
-    if not isinstance(params, dict):
-        raise ValueError(f"{source}: expected a dict with keys {list(PARAM_NAMES)}, got {type(params).__name__}")
-    missing = [n for n in PARAM_NAMES if n not in params]
-    unexpected = sorted(set(params) - set(PARAM_NAMES))
-    if missing or unexpected:
-        raise ValueError(
-            f"{source}: expected keys {sorted(PARAM_NAMES)}, got {sorted(params)} "
-            f"(missing {missing}, unexpected {unexpected})"
-        )
-    expected_shapes = param_shapes(spec) if spec is not None else {}
-    dtypes = set()
-    for name in PARAM_NAMES:
-        value, where = params[name], f"{source}[{name!r}]"
-        if not isinstance(value, np.ndarray):
-            raise ValueError(f"{where}: expected a NumPy array, got {type(value).__name__}")
-        if value.dtype not in (np.float32, np.float64):
-            raise ValueError(f"{where}: expected dtype float32 or float64, got {value.dtype}")
-        if name in expected_shapes and value.shape != expected_shapes[name]:
-            raise ValueError(f"{where}: expected shape {expected_shapes[name]}, got {value.shape}")
-        dtypes.add(value.dtype)
-    if len(dtypes) != 1:
-        got = {n: str(params[n].dtype) for n in PARAM_NAMES}
-        raise ValueError(f"{source}: expected one dtype for every array, got {got}")
-    return dtypes.pop()
 
 
 def _metadata(params, metadata: dict | None, dtype: np.dtype) -> dict[str, str]:

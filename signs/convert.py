@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from reference.spec import COURSE_MODEL, PARAM_NAMES
-from reference.weights_io import check_params
+from reference.validate import check_params
 
 __all__ = ["FORMATS", "detect_format", "load_weights", "save_weights", "params_from_model", "params_into_model"]
 

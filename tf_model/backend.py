@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
-from reference.weights_io import check_params
+from reference.validate import check_batch, check_learning_rate, check_optimizer_state, check_params
 from tf_model.convert import get_keras_weights, keras_variable, set_keras_weights
 from tf_model.model import as_numpy_activations, build_model, cached_model, make_adam
 
@@ -42,23 +42,6 @@ def course_cost(Y, Z3):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y, logits=Z3))
 
 
-def _check_inputs(X, spec: ModelSpec, dtype: np.dtype, Y=None) -> None:
-    """X (m, n_H, n_W, n_C) NHWC and Y (m, n_classes), both NumPy arrays of the params' dtype."""
-    expected = spec.input_shape
-    if not isinstance(X, np.ndarray) or X.ndim != 4 or X.shape[1:] != expected:
-        got = getattr(X, "shape", type(X).__name__)
-        raise ValueError(f"X: expected a NumPy array of shape (m, {', '.join(map(str, expected))}) NHWC, got {got}")
-    if X.dtype != dtype:
-        raise ValueError(f"X: expected dtype {dtype} (the params' dtype), got {X.dtype}")
-    if Y is None:
-        return
-    if not isinstance(Y, np.ndarray) or Y.shape != (X.shape[0], spec.n_classes):
-        got = getattr(Y, "shape", type(Y).__name__)
-        raise ValueError(f"Y: expected a NumPy array of shape ({X.shape[0]}, {spec.n_classes}), got {got}")
-    if Y.dtype != dtype:
-        raise ValueError(f"Y: expected dtype {dtype} (the params' dtype), got {Y.dtype}")
-
-
 def forward_backward(params, X, Y, *, spec: ModelSpec = COURSE_MODEL, device: str = "cpu") -> dict[str, np.ndarray]:
     """One forward and backward pass (see signs/backends.py).
 
@@ -74,7 +57,7 @@ def forward_backward(params, X, Y, *, spec: ModelSpec = COURSE_MODEL, device: st
     (HWIO), dW3 (n_flat, 6), db3 (6,), dX (m, n_H, n_W, n_C) NHWC: gradients of the cost.
     """
     dtype = check_params(params, spec)
-    _check_inputs(X, spec, dtype, Y)
+    check_batch(X, Y, dtype, spec)
     model, activations = cached_model(spec, dtype.name)
     set_keras_weights(model, params, spec)
     variables = [keras_variable(model, name, spec) for name in PARAM_NAMES]
@@ -96,7 +79,7 @@ def forward_backward(params, X, Y, *, spec: ModelSpec = COURSE_MODEL, device: st
 def predict_logits(params, X, *, spec: ModelSpec = COURSE_MODEL, device: str = "cpu") -> np.ndarray:
     """Logits Z3 (m, 6) of X (m, n_H, n_W, n_C) NHWC, in the params' dtype."""
     dtype = check_params(params, spec)
-    _check_inputs(X, spec, dtype)
+    check_batch(X, None, dtype, spec)
     model, _ = cached_model(spec, dtype.name)
     set_keras_weights(model, params, spec)
     with tf.device(tf_device(device)):
@@ -126,6 +109,7 @@ class Trainer:
         device: str = "cpu",
     ) -> None:
         self.dtype = check_params(params, spec)
+        check_learning_rate(train.learning_rate, "train.learning_rate")
         self.spec = spec
         self.train = train
         self.device = tf_device(device)
@@ -179,16 +163,14 @@ class Trainer:
 
     def step(self, X: np.ndarray, Y: np.ndarray) -> float:
         """One Adam update on the batch X (b, n_H, n_W, n_C) NHWC, Y (b, 6); the cost before it."""
-        _check_inputs(X, self.spec, self.dtype, Y)
+        check_batch(X, Y, self.dtype, self.spec)
         with tf.device(self.device):
             cost = self._compiled_step(tf.constant(X), tf.constant(Y))
         return float(cost.numpy())
 
     def set_learning_rate(self, lr: float) -> None:
         """Use ``lr`` (> 0) from the next step on (e.g. a per-epoch schedule); Adam state is kept."""
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or not lr > 0:
-            raise ValueError(f"lr: expected a positive finite number, got {lr!r}")
-        self._learning_rate.assign(float(lr))
+        self._learning_rate.assign(check_learning_rate(lr, "lr"))
 
     def fit_epoch(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[float]:
         """``step`` over every (X, Y) batch in order (e.g. ``reference.data.batches.random_mini_batches``).
@@ -222,17 +204,8 @@ class Trainer:
 
     def set_optimizer_state(self, state: dict) -> None:
         """Restore ``get_optimizer_state()``'s dict exactly (same dtype and shapes required)."""
-        if not isinstance(state, dict) or set(state) != {"t", "m", "v"}:
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state: expected a dict with keys ['m', 't', 'v'], got {got}")
-        t = state["t"]
-        if isinstance(t, bool) or int(t) != t or t < 0:
-            raise ValueError(f"state['t']: expected a non-negative integer, got {t!r}")
-        for kind in ("m", "v"):
-            check_params(state[kind], self.spec, source=f"state[{kind!r}]")
-            if state[kind]["W1"].dtype != self.dtype:
-                raise ValueError(f"state[{kind!r}]: expected dtype {self.dtype}, got {state[kind]['W1'].dtype}")
-        self.optimizer.iterations.assign(int(t))
+        t = check_optimizer_state(state, self.dtype, self.spec)
+        self.optimizer.iterations.assign(t)
         for name in PARAM_NAMES:
             self._momentums[name].assign(state["m"][name])
             self._velocities[name].assign(state["v"][name])

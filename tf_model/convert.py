@@ -26,7 +26,7 @@ import numpy as np
 
 from reference.fileio import atomic_path
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
-from reference.weights_io import check_params
+from reference.validate import check_params
 from tf_model.model import cached_model
 
 __all__ = [

@@ -34,7 +34,7 @@ from google.protobuf import text_format
 
 from reference.fileio import atomic_path
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec, param_shapes
-from reference.weights_io import check_params
+from reference.validate import check_optimizer_state, check_params
 from tf_model.tf1_course import TF1_VARIABLE_NAMES
 
 __all__ = [
@@ -225,26 +225,12 @@ def load_tf1_checkpoint(
     return params, state
 
 
-def _check_state(state, spec: ModelSpec, dtype: np.dtype) -> int:
-    if not isinstance(state, dict) or set(state) != {"t", "m", "v"}:
-        got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"optimizer_state: expected a dict with keys ['m', 't', 'v'], got {got}")
-    t = state["t"]
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-        raise ValueError(f"optimizer_state['t']: expected a non-negative integer, got {t!r}")
-    for kind in ("m", "v"):
-        got = check_params(state[kind], spec, source=f"optimizer_state[{kind!r}]")
-        if got != dtype:
-            raise ValueError(f"optimizer_state[{kind!r}]: expected dtype {dtype} (the params'), got {got}")
-    return int(t)
-
-
 def _checkpoint_tensors(params, optimizer_state, spec: ModelSpec, train: TrainSpec) -> dict[str, np.ndarray]:
     """Checkpoint key -> value, with the course's names (and TF1 Adam's slot names)."""
     dtype = check_params(params, spec)
     tensors = {TF1_VARIABLE_NAMES[name]: params[name] for name in PARAM_NAMES}
     if optimizer_state is not None:
-        t = _check_state(optimizer_state, spec, dtype)
+        t = check_optimizer_state(optimizer_state, dtype, spec, source="optimizer_state")
         for kind, suffix in SLOT_SUFFIXES.items():
             for name in PARAM_NAMES:
                 tensors[TF1_VARIABLE_NAMES[name] + suffix] = optimizer_state[kind][name]

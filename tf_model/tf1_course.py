@@ -49,7 +49,7 @@ import tensorflow as tf
 from reference.data.batches import epoch_mini_batches
 from reference.init import contrib_xavier_limit
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
-from reference.weights_io import check_params
+from reference.validate import check_batch, check_params
 
 __all__ = [
     "TF1_VARIABLE_NAMES",
@@ -297,36 +297,24 @@ def _graph_for(params, spec: ModelSpec) -> CourseGraph:
     return course
 
 
-def _check_batch(X, Y, spec: ModelSpec, dtype: np.dtype) -> None:
-    if not isinstance(X, np.ndarray) or X.ndim != 4 or X.shape[1:] != spec.input_shape:
-        raise ValueError(f"X: expected shape (m, {', '.join(map(str, spec.input_shape))}) NHWC, got {getattr(X, 'shape', X)}")
-    if X.dtype != dtype:
-        raise ValueError(f"X: expected dtype {dtype} (the params' dtype), got {X.dtype}")
-    if Y is not None:
-        if not isinstance(Y, np.ndarray) or Y.shape != (X.shape[0], spec.n_classes):
-            raise ValueError(f"Y: expected shape ({X.shape[0]}, {spec.n_classes}), got {getattr(Y, 'shape', Y)}")
-        if Y.dtype != dtype:
-            raise ValueError(f"Y: expected dtype {dtype} (the params' dtype), got {Y.dtype}")
-
-
 def run_course_activations(params, X, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
     """Every activation (Z1 A1 P1 Z2 A2 P2 NHWC, F (m, n_flat), Z3 (m, 6)) of the course graph."""
     course = _graph_for(params, spec)
-    _check_batch(X, None, spec, check_params(params, spec))
+    check_batch(X, None, check_params(params, spec), spec)
     return course.session.run(course.activations, feed_dict={course.X: X})
 
 
 def run_course_forward(params, X, spec: ModelSpec = COURSE_MODEL) -> np.ndarray:
     """Logits Z3 (m, 6) of X (m, n_H, n_W, n_C) NHWC through the course's TF1 graph."""
     course = _graph_for(params, spec)
-    _check_batch(X, None, spec, check_params(params, spec))
+    check_batch(X, None, check_params(params, spec), spec)
     return course.session.run(course.activations["Z3"], feed_dict={course.X: X})
 
 
 def course_cost(params, X, Y, spec: ModelSpec = COURSE_MODEL) -> float:
     """The course's cost (mean softmax cross-entropy) of X (m, ...) NHWC and labels Y (m, 6)."""
     course = _graph_for(params, spec)
-    _check_batch(X, Y, spec, check_params(params, spec))
+    check_batch(X, Y, check_params(params, spec), spec)
     return float(course.session.run(course.cost, feed_dict={course.X: X, course.Y: Y}))
 
 
@@ -369,7 +357,7 @@ def train_course_tf1(
     dtype = np.dtype(X.dtype)
     if params is not None:
         dtype = check_params(params, spec)
-    _check_batch(X, Y, spec, dtype)
+    check_batch(X, Y, dtype, spec)
     if params is None and dtype != np.float32:
         raise ValueError(f"X: the course's initializers are float32; got {dtype} data and no params")
     course = build_course_graph(spec, tf.as_dtype(dtype.name), "course" if params is None else params, train)

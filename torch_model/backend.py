@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec, param_shapes
+from reference.validate import check_batch, check_learning_rate, check_optimizer_state, check_params
 from torch_model.convert import (
     FROM_TORCH,
     NAME_MAP,
     TO_TORCH,
-    check_params,
     load_params_into_module,
     params_from_module,
     state_dict_to_params,
@@ -77,33 +77,6 @@ def build_module(params: Mapping[str, np.ndarray], spec: ModelSpec = COURSE_MODE
     return module
 
 
-def _check_array(name: str, value: object, shape: tuple[int | None, ...], dtype: np.dtype,
-                 layout: str) -> None:
-    """ValueError unless ``value`` is a NumPy array or tensor of ``shape`` (None: any) and ``dtype``."""
-    if isinstance(value, Tensor):
-        got_dtype = str(value.dtype).removeprefix("torch.")
-    elif isinstance(value, np.ndarray):
-        got_dtype = value.dtype.name if value.dtype.isnative else value.dtype.str
-    else:
-        raise ValueError(f"{name}: expected a NumPy array {layout}, got {type(value).__name__}")
-    got = tuple(value.shape)
-    if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
-        want = tuple("m" if s is None else s for s in shape)
-        raise ValueError(f"{name}: expected shape {want} {layout}, got {got}")
-    if got[0] == 0:
-        raise ValueError(f"{name}: expected at least one example, got shape {got}")
-    if got_dtype != np.dtype(dtype).name:
-        raise ValueError(f"{name}: expected dtype {np.dtype(dtype).name} (the dtype of params), got {got_dtype}")
-
-
-def _check_batch(X: object, Y: object | None, spec: ModelSpec, dtype: np.dtype) -> None:
-    _check_array("X", X, (None, *spec.input_shape), dtype, "NHWC (m, n_H, n_W, n_C)")
-    if Y is not None:
-        _check_array("Y", Y, (None, spec.n_classes), dtype, "(m, n_classes)")
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"Y: expected {X.shape[0]} rows (one per example of X), got {Y.shape[0]}")
-
-
 def _as_tensor(a: np.ndarray | Tensor, device: torch.device) -> Tensor:
     """Host array -> tensor on ``device`` (zero-copy on CPU for writable C-contiguous arrays)."""
     if isinstance(a, Tensor):
@@ -132,9 +105,8 @@ def forward_backward(params: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndar
     dict with Z1 A1 P1 Z2 A2 P2 (NHWC), F (m, n_flat), Z3 (m, n_classes), "cost" (0-d), and the
     gradients of the cost dW1 dW2 (HWIO), dW3 (n_flat, n_classes), db3 (n_classes,), dX (NHWC).
     """
+    check_batch(X, Y, check_params(params, spec), spec)
     module = build_module(params, spec, device)
-    dtype = check_params(params, spec)
-    _check_batch(X, Y, spec, dtype)
     dev = resolve_device(device)
     with no_tf32():
         x = _as_tensor(X, dev).detach().requires_grad_(True)  # NHWC leaf, so dX arrives NHWC
@@ -152,8 +124,8 @@ def forward_backward(params: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndar
 def predict_logits(params: Mapping[str, np.ndarray], X: np.ndarray, *, spec: ModelSpec = COURSE_MODEL,
                    device: str | torch.device = "cpu") -> np.ndarray:
     """Logits (m, n_classes) for NHWC ``X`` (m, n_H, n_W, n_C), in the dtype of ``params``."""
+    check_batch(X, None, check_params(params, spec), spec)
     module = build_module(params, spec, device)
-    _check_batch(X, None, spec, check_params(params, spec))
     dev = resolve_device(device)
     with no_tf32(), torch.no_grad():
         chunks = [module(_as_tensor(X[i:i + _PREDICT_CHUNK], dev)) for i in range(0, X.shape[0], _PREDICT_CHUNK)]
@@ -184,6 +156,7 @@ class Trainer:
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
         self.spec, self.train, self.device = spec, train, resolve_device(device)
         self.dtype = check_params(params, spec)
+        check_learning_rate(train.learning_rate, "train.learning_rate")
         self.module = build_module(params, spec, self.device)
         named = dict(self.module.named_parameters())
         self._params = {name: named[NAME_MAP[name]] for name in PARAM_NAMES}  # canonical name -> tensor
@@ -192,7 +165,7 @@ class Trainer:
 
     def step(self, X: np.ndarray | Tensor, Y: np.ndarray | Tensor) -> float:
         """One Adam update on batch (X NHWC (m, n_H, n_W, n_C), Y (m, n_classes)); the cost before it."""
-        _check_batch(X, Y, self.spec, self.dtype)
+        check_batch(X, Y, self.dtype, self.spec, array_types=(np.ndarray, Tensor))
         x, y = _as_tensor(X, self.device), _as_tensor(Y, self.device)
         with no_tf32():
             self.optimizer.zero_grad(set_to_none=True)
@@ -203,10 +176,9 @@ class Trainer:
 
     def set_learning_rate(self, lr: float) -> None:
         """Use ``lr`` (> 0) from the next step on (e.g. a per-epoch schedule); Adam state is kept."""
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-            raise ValueError(f"lr: expected a positive number, got {lr!r}")
+        lr = check_learning_rate(lr, "lr")
         for group in self.optimizer.param_groups:
-            group["lr"] = float(lr)
+            group["lr"] = lr
 
     def get_params(self) -> dict[str, np.ndarray]:
         """Canonical NumPy copies of the current parameters."""
@@ -231,15 +203,7 @@ class Trainer:
 
     def set_optimizer_state(self, state: Mapping) -> None:
         """Restore a state from :meth:`get_optimizer_state` (or another backend's) exactly."""
-        if not isinstance(state, Mapping) or set(state) != {"t", "m", "v"}:
-            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"state: expected keys ['m', 't', 'v'], got {got}")
-        t = state["t"]
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise ValueError(f"state['t']: expected a non-negative int, got {t!r}")
-        for key in ("m", "v"):
-            if check_params(state[key], self.spec) != self.dtype:
-                raise ValueError(f"state[{key!r}]: expected dtype {self.dtype}, got {state[key]['W1'].dtype}")
+        t = check_optimizer_state(state, self.dtype, self.spec)
         torch_adam = isinstance(self.optimizer, torch.optim.Adam)
         for name, p in self._params.items():
             moments = {key: TO_TORCH[name](torch.tensor(state[key][name])).to(p.device).contiguous()

@@ -138,7 +138,7 @@ def test_trainer_state_errors():
     with pytest.raises(ValueError, match=r"state\['t'\]: expected a non-negative integer, got -1"):
         trainer.set_optimizer_state(state | {"t": -1})
     wide = {n: a.astype(np.float64) for n, a in state["m"].items()}
-    with pytest.raises(ValueError, match=r"state\['m'\]: expected dtype float32, got float64"):
+    with pytest.raises(ValueError, match=r"state\['m'\]: expected dtype float32 \(the params'\), got float64"):
         trainer.set_optimizer_state(state | {"m": wide})
 
 

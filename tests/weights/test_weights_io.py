@@ -5,7 +5,8 @@ import pytest
 
 from reference.fileio import atomic_path
 from reference.init import glorot_init
-from reference.weights_io import check_params, load_npz, load_safetensors, save_npz, save_safetensors
+from reference.validate import check_params
+from reference.weights_io import load_npz, load_safetensors, save_npz, save_safetensors
 
 FORMATS = [(save_safetensors, load_safetensors, "w.safetensors"), (save_npz, load_npz, "w.npz")]
 
