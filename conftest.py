@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-# Before anything imports TensorFlow: no C++ log noise, no oneDNN (keeps float32 reproducible).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the `signs` CLI runs TF (signs/cli.py)
+from signs.quiet import quiet_frameworks
+
+# Before anything imports TensorFlow: the environment the `signs` CLI runs TF in (no C++ log
+# noise, oneDNN on), so the tests check what users run.
+quiet_frameworks()
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_SIGNS_DIR = REPO_ROOT.parent / "shared" / "data" / "signs"

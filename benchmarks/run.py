@@ -558,7 +558,7 @@ def _versions(frameworks: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks [options]``."""
-    from signs.cli import quiet_frameworks
+    from signs.quiet import quiet_frameworks
 
     quiet_frameworks()
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,

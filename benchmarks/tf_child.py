@@ -1,8 +1,8 @@
 """TensorFlow's training step and epoch with the other oneDNN setting, in a subprocess.
 
 ``TF_ENABLE_ONEDNN_OPTS`` is read once, when TensorFlow is imported, so the benchmark's own
-process can only time one setting; ``signs`` sets it to 0 unless the user set it (reproducible
-float32 results). This child (``python -m benchmarks.tf_child --onednn 1 ...``) sets it before
+process can only time one setting; ``signs`` sets it to 1 unless the user set it (3-4x faster
+TF steps, same parity results; see signs/quiet.py). This child (``python -m benchmarks.tf_child --onednn 1 ...``) sets it before
 importing TensorFlow, times the TF custom loop, Keras ``fit`` and the course's TF1 graph with the
 same harness, and prints one JSON line. The parent waits meanwhile, so the two never overlap.
 """

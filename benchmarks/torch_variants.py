@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.padding import resolve_padding
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
 
 __all__ = ["VariantConfig", "VARIANTS", "TorchVariantTrainer", "profile_trainer", "max_param_difference"]
@@ -99,7 +100,7 @@ class TorchVariantTrainer:
             with warnings.catch_warnings():  # "may require a zero-padded copy": that is the point
                 warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
                 return F.conv2d(x, w, padding="same")  # stride 1: the odd pad goes after, as in TF
-        (top, bottom), (left, right) = self.ops.resolve_padding(
+        (top, bottom), (left, right) = resolve_padding(
             conv.padding, (x.shape[2], x.shape[3]), (conv.kernel, conv.kernel), (conv.stride, conv.stride))
         if mode == "pad":
             return F.conv2d(F.pad(x, (left, right, top, bottom)), w)

@@ -31,6 +31,7 @@ __all__ = [
     "check_window",
     "resolve_padding",
     "output_size",
+    "same_output_size",
     "same_padding_1d",
     "pad_spatial",
 ]
@@ -77,9 +78,14 @@ def check_window(f, name: str = "f") -> tuple[int, int]:
     return as_pair(f, name, minimum=1)
 
 
+def same_output_size(n: int, s: int) -> int:
+    """TensorFlow SAME output length along one axis: ``ceil(n / s)``."""
+    return -(-int(n) // int(s))
+
+
 def same_padding_1d(n: int, f: int, s: int) -> tuple[int, int]:
     """TensorFlow SAME padding along one axis: ``(before, after)``, the extra cell after."""
-    n_out = -(-n // s)  # ceil(n / s)
+    n_out = same_output_size(n, s)
     total = max(0, (n_out - 1) * s + f - n)
     return (total // 2, total - total // 2)
 

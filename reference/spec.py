@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import math
 
+from reference.padding import same_output_size
+
 __all__ = [
     "ConvSpec",
     "PoolSpec",
@@ -25,10 +27,8 @@ __all__ = [
     "PARAM_NAMES",
     "ACTIVATION_NAMES",
     "GRADIENT_NAMES",
-    "LAYER_NAMES",
     "param_shapes",
     "activation_shapes",
-    "same_output_size",
 ]
 
 
@@ -99,13 +99,6 @@ PARAM_NAMES: tuple[str, ...] = ("W1", "W2", "W3", "b3")
 # Z1 conv1, A1 relu, P1 pool1, Z2 conv2, A2 relu, P2 pool2, F flatten (NHWC order), Z3 logits.
 ACTIVATION_NAMES: tuple[str, ...] = ("Z1", "A1", "P1", "Z2", "A2", "P2", "F", "Z3")
 GRADIENT_NAMES: tuple[str, ...] = ("dW1", "dW2", "dW3", "db3", "dX")
-# Keras layer name of each canonical parameter (the converter keys on these).
-LAYER_NAMES: dict[str, str] = {"W1": "conv1", "W2": "conv2", "W3": "dense", "b3": "dense"}
-
-
-def same_output_size(n: int, stride: int) -> int:
-    """TensorFlow SAME output length: ceil(n / stride)."""
-    return -(-int(n) // int(stride))
 
 
 def activation_shapes(spec: ModelSpec = COURSE_MODEL, m: int = 1) -> dict[str, tuple[int, ...]]:

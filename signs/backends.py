@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["BACKENDS", "BackendUnavailable", "get_backend", "available_backends"]
+__all__ = ["BACKENDS", "BackendUnavailable", "get_backend"]
 
 BACKENDS: dict[str, tuple[str, str]] = {
     # name: (module, the pip requirement that provides its framework)
@@ -54,15 +54,3 @@ def get_backend(name: str) -> ModuleType:
         raise BackendUnavailable(
             f"backend {name!r} is unavailable: {exc}. Install {requirement}."
         ) from exc
-
-
-def available_backends() -> list[str]:
-    """The backends whose framework imports on this machine."""
-    names = []
-    for name in BACKENDS:
-        try:
-            get_backend(name)
-        except BackendUnavailable:
-            continue
-        names.append(name)
-    return names

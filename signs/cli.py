@@ -5,21 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from signs.commands import COMMANDS
-from signs.quiet import filtered_native_stderr
-
-
-def quiet_frameworks() -> None:
-    """Silence TensorFlow's start-up log noise before anything imports it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR lines
-    # TF enables its oneDNN kernels only on CPUs it recognises (not on this project's AMD EPYC
-    # machines, for example); they make the TF step 3-4x faster and pass the same parity checks
-    # (BENCHMARKS.md). A user's own setting wins.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from signs.quiet import filtered_native_stderr, quiet_frameworks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,13 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"signs.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"signs.commands.{name}":
-                raise
-            continue  # a command not built yet is simply not offered
-        module.register(subparsers)
+        importlib.import_module(f"signs.commands.{name}").register(subparsers)
     return parser
 
 

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Iterator
 
-__all__ = ["NOISE", "filtered_native_stderr"]
+__all__ = ["NOISE", "quiet_frameworks", "filtered_native_stderr"]
 
 NOISE = re.compile(
     rb"All log messages before absl::InitializeLog\(\)"
@@ -68,3 +68,13 @@ def filtered_native_stderr() -> Iterator[None]:
         os.dup2(original_fd, 2)  # closes the pipe's last write end, so the forwarder drains and ends
         forwarder.join(timeout=5)
         os.close(original_fd)
+
+
+def quiet_frameworks() -> None:
+    """Silence TensorFlow's start-up log noise before anything imports it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR lines
+    # TF enables its oneDNN kernels only on CPUs it recognises (not on this project's AMD EPYC
+    # machines, for example); they make the TF step 3-4x faster and pass the same parity checks
+    # (BENCHMARKS.md). A user's own setting wins.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")

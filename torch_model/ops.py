@@ -9,6 +9,8 @@ Padding API (every op below): ``padding`` is one of
 * an ``int`` ``p``: ``p`` rows/columns on every side.
 * explicit ``((top, bottom), (left, right))``.
 
+The padding arithmetic is :func:`reference.padding.resolve_padding`'s: one SAME rule for every backend.
+
 ``kernel``/``window`` and ``stride`` are an ``int`` or an ``(h, w)`` pair, so non-square kernels
 work. The NCHW functions (``conv2d``, ``max_pool2d``, ``avg_pool2d``) are what the model runs; the
 ``*_nhwc`` wrappers take canonical layouts (NHWC activations, HWIO kernels) for the layer sweeps.
@@ -30,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reference.padding import as_pair, resolve_padding
+
 __all__ = [
     "Padding",
     "nhwc_to_nchw",
@@ -38,8 +42,6 @@ __all__ = [
     "oihw_to_hwio",
     "dense_kernel_to_torch",
     "dense_kernel_from_torch",
-    "same_padding",
-    "resolve_padding",
     "conv2d",
     "max_pool2d",
     "avg_pool2d",
@@ -48,7 +50,6 @@ __all__ = [
     "avg_pool2d_nhwc",
     "TFConv2d",
     "TFMaxPool2d",
-    "TFAvgPool2d",
     "FlattenNHWC",
     "no_tf32",
 ]
@@ -93,56 +94,6 @@ def dense_kernel_from_torch(w: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- padding
-def _pair(value: IntPair, name: str) -> tuple[int, int]:
-    """``value`` as an (h, w) pair of positive ints."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"{name}: expected a positive int or a pair of positive ints, got {value!r}")
-    return pair  # type: ignore[return-value]
-
-
-def same_padding(n: int, kernel: int, stride: int) -> PadPair:
-    """TensorFlow SAME padding (before, after) of one spatial axis of length ``n``.
-
-    total = max(0, (ceil(n / stride) - 1) * stride + kernel - n); before = total // 2, so the odd
-    extra row/column goes after (bottom/right), as in TensorFlow.
-    """
-    out = -(-n // stride)  # ceil(n / stride) in integers
-    total = max(0, (out - 1) * stride + kernel - n)
-    return total // 2, total - total // 2
-
-
-def resolve_padding(
-    padding: Padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
-) -> tuple[PadPair, PadPair]:
-    """Explicit ((top, bottom), (left, right)) padding for ``padding`` (see module docstring).
-
-    ``size``, ``kernel`` and ``stride`` are (h, w) pairs.
-    """
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "same":
-            return (same_padding(size[0], kernel[0], stride[0]),
-                    same_padding(size[1], kernel[1], stride[1]))
-        if mode == "valid":
-            return (0, 0), (0, 0)
-        raise ValueError(f"padding: expected 'same', 'valid', an int or ((t, b), (l, r)), got {padding!r}")
-    if isinstance(padding, int):
-        if padding < 0:
-            raise ValueError(f"padding: expected a non-negative int, got {padding}")
-        return (padding, padding), (padding, padding)
-    try:
-        (top, bottom), (left, right) = padding
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"padding: expected 'same', 'valid', an int or ((t, b), (l, r)), got {padding!r}"
-        ) from None
-    pads = (top, bottom, left, right)
-    if not all(isinstance(p, int) and p >= 0 for p in pads):
-        raise ValueError(f"padding: expected non-negative ints ((t, b), (l, r)), got {padding!r}")
-    return (top, bottom), (left, right)
-
-
 def _check_nchw(x: Tensor, name: str) -> None:
     if x.dim() != 4:
         raise ValueError(f"{name}: expected 4 dims (m, n_C, n_H, n_W), got shape {tuple(x.shape)}")
@@ -168,9 +119,9 @@ def conv2d(x: Tensor, w: Tensor, stride: IntPair = 1, padding: Padding = "same")
         raise ValueError(
             f"w: expected OIHW (n_C, {x.shape[1]}, f_h, f_w), got shape {tuple(w.shape)}"
         )
-    stride = _pair(stride, "stride")
+    stride = as_pair(stride, "stride")
     kernel = (int(w.shape[2]), int(w.shape[3]))
-    (top, bottom), (left, right) = resolve_padding(padding, (x.shape[2], x.shape[3]), kernel, stride)
+    (top, bottom), (left, right) = resolve_padding(padding, (x.shape[2], x.shape[3]), kernel, stride, "padding")
     if top == bottom and left == right:  # symmetric (always so for odd kernels): pad inside the conv
         return F.conv2d(x, w, stride=stride, padding=(top, left))
     # Asymmetric (even kernels): the symmetric part inside the conv, only the extra row/column
@@ -219,9 +170,9 @@ def _pool_setup(
     x: Tensor, window: IntPair, stride: IntPair | None, padding: Padding
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[PadPair, PadPair]]:
     _check_nchw(x, "x")
-    kernel = _pair(window, "window")
-    strides = kernel if stride is None else _pair(stride, "stride")
-    pads = resolve_padding(padding, (x.shape[2], x.shape[3]), kernel, strides)
+    kernel = as_pair(window, "window")
+    strides = kernel if stride is None else as_pair(stride, "stride")
+    pads = resolve_padding(padding, (x.shape[2], x.shape[3]), kernel, strides, "padding")
     if any(p >= k for pair, k in zip(pads, kernel) for p in pair):
         raise ValueError(f"padding: expected less than the window {kernel} on every side, got {pads}")
     return kernel, strides, pads
@@ -305,8 +256,8 @@ class TFConv2d(nn.Module):
                  stride: IntPair = 1, padding: Padding = "same", *,
                  dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> None:
         super().__init__()
-        f_h, f_w = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
+        f_h, f_w = as_pair(kernel_size, "kernel_size")
+        self.stride = as_pair(stride, "stride")
         self.padding = padding
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, f_h, f_w, dtype=dtype, device=device))
@@ -332,13 +283,6 @@ class TFMaxPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"window={self.window}, stride={self.stride}, padding={self.padding!r}"
-
-
-class TFAvgPool2d(TFMaxPool2d):
-    """Average-pool layer with TF padding (see :func:`avg_pool2d`)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return avg_pool2d(x, self.window, self.stride, self.padding)
 
 
 class FlattenNHWC(nn.Module):

@@ -17,6 +17,19 @@ def tf_same_1d(n, f, s):
     return total // 2, total - total // 2, out
 
 
+@pytest.mark.parametrize("n, f, s, want", [
+    (64, 4, 1, (1, 2)),  # the course's conv1: even kernel, extra row at the bottom
+    (64, 2, 1, (0, 1)),  # conv2
+    (64, 8, 8, (0, 0)),  # pool1 divides exactly
+    (7, 3, 2, (1, 1)),
+    (8, 3, 2, (0, 1)),   # stride 2, total 1: all of it after
+    (2, 4, 4, (1, 1)),
+    (5, 1, 3, (0, 0)),
+])
+def test_same_padding_known_values(n, f, s, want):
+    assert same_padding_1d(n, f, s) == want
+
+
 @pytest.mark.parametrize("n", [1, 2, 5, 7, 8, 64])
 @pytest.mark.parametrize("f", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("s", [1, 2, 3, 8])

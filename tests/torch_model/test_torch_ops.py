@@ -26,19 +26,6 @@ def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
-@pytest.mark.parametrize("n, f, s, want", [
-    (64, 4, 1, (1, 2)),  # the course's conv1: even kernel, extra row at the bottom
-    (64, 2, 1, (0, 1)),  # conv2
-    (64, 8, 8, (0, 0)),  # pool1 divides exactly
-    (7, 3, 2, (1, 1)),
-    (8, 3, 2, (0, 1)),   # stride 2, total 1: all of it after
-    (2, 4, 4, (1, 1)),
-    (5, 1, 3, (0, 0)),
-])
-def test_same_padding_known_values(n, f, s, want):
-    assert ops.same_padding(n, f, s) == want
-
-
 @pytest.mark.parametrize("kernel, stride, size", list(itertools.product(KERNELS, STRIDES, SIZES)))
 def test_conv_same_matches_numpy(npref, kernel, stride, size):
     rng = np.random.default_rng(_seed(kernel, stride, size))
