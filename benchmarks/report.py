@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from reference.fileio import atomic_path
+from reference.spec import COURSE_TRAINING, SIGNS_TRAIN_EXAMPLES
 
 __all__ = [
     "LAYER_IMPLS",
@@ -31,7 +32,8 @@ STEP_LABELS = {
     "keras_fit": "Keras `model.fit` (per step, batch callback)",
     "tf1": "course TF1 graph, `tf.compat.v1` `sess.run([optimizer, cost])`",
 }
-EPOCH_IMAGES = 1080
+EPOCH_IMAGES = SIGNS_TRAIN_EXAMPLES
+BATCH = COURSE_TRAINING.mini_batch_size
 
 
 def step_label(key: str) -> str:
@@ -39,7 +41,7 @@ def step_label(key: str) -> str:
     base, _, onednn = key.partition("+onednn")
     label = STEP_LABELS.get(base, base)
     return f"{label}, **TF_ENABLE_ONEDNN_OPTS={onednn}** (subprocess)" if onednn else label
-COURSE_EPOCHS = 100
+COURSE_EPOCHS = COURSE_TRAINING.num_epochs
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,7 +298,7 @@ def _layers(results: dict) -> list[str]:
     if not rows_in:
         return []
     images = results["meta"].get("loop_images", {})
-    lines = ["## Per layer (batch 64)", "",
+    lines = [f"## Per layer (batch {BATCH})", "",
              "Forward and backward of each layer on the activations of the course's first mini-batch. Backward computes "
              "the input gradient and the weight gradient (the course's `conv_backward` API) for every implementation. "
              "**Course loops** (`reference.layers`, the notebook's code) are timed on a few images and scaled to 64: "
@@ -313,7 +315,7 @@ def _layers(results: dict) -> list[str]:
         s = row["seconds"]
         name = LAYER_IMPLS.get(row["impl"], row["impl"])
         if row["impl"] == "loops":
-            name += f" ({row['images']} img x{64 // row['images']})"
+            name += f" ({row['images']} img x{BATCH // row['images']})"
         table.append([row["layer"], row["direction"], name, f"**{fmt_time(s['median'])}**", _range(s), work,
                       fmt_ratio(_div(s["median"], bound)), fmt_ratio(_div(s["median"], torch_median))])
     lines += _table(["Layer", "Pass", "Implementation", "Median", "Min – max", "Work", "x bound", "x PyTorch"], table)
@@ -338,9 +340,9 @@ def _steps(results: dict) -> list[str]:
     for row in rows_in:
         s = row["seconds"]
         rows.append([step_label(row["backend"]), f"**{fmt_time(s['median'])}**", _range(s),
-                     f"{64 / s['median']:.0f}", fmt_ratio(_div(s["median"], b["step_s"] if b else None)),
+                     f"{BATCH / s['median']:.0f}", fmt_ratio(_div(s["median"], b["step_s"] if b else None)),
                      fmt_ratio(_div(s["median"], torch_median))])
-    return (["## Training step (forward, backward, Adam; batch 64)", "",
+    return ([f"## Training step (forward, backward, Adam; batch {BATCH})", "",
              "The same batch every step. Trainers' `step(X, Y)` includes their input checks, the host-to-framework "
              "conversion of the batch and reading the cost back as a Python float. Keras `fit`'s per-step time is the "
              "mean over the full batches of one `fit` epoch of the 1080 images, from `on_train_batch_begin` to "
@@ -361,11 +363,12 @@ def _epochs(results: dict) -> list[str]:
         rows.append([step_label(row["backend"]), f"**{fmt_time(s['median'])}**", _range(s),
                      f"{row['images'] / s['median']:.0f}", fmt_time(course),
                      fmt_ratio(_div(course, b["course_s"] if b else None)), fmt_ratio(_div(s["median"], torch_median))])
-    return (["## One epoch (1080 images, the course's mini-batches)", "",
+    return ([f"## One epoch ({EPOCH_IMAGES} images, the course's mini-batches)", "",
              "Each epoch calls the course's `random_mini_batches` (seed of epoch 0) and steps through its 17 batches "
              "(16 of 64, one of 56); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
-             "100 epochs is the median epoch x 100.", ""]
-            + _table(["Backend", "Epoch median", "Min – max", "Images/s", "100 epochs", "100 epochs x bound", "x PyTorch"], rows))
+             f"{COURSE_EPOCHS} epochs is the median epoch x {COURSE_EPOCHS}.", ""]
+            + _table(["Backend", "Epoch median", "Min – max", "Images/s", f"{COURSE_EPOCHS} epochs",
+                      f"{COURSE_EPOCHS} epochs x bound", "x PyTorch"], rows))
 
 
 def _memory(results: dict) -> list[str]:

@@ -34,8 +34,9 @@ def child_main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from benchmarks import run
     from benchmarks.env import set_tf_threads
+    from benchmarks.sections import make_steppers, run_epochs, run_steps
+    from benchmarks.settings import Settings
     from reference.data.batches import epoch_mini_batches
     from reference.init import course_init
 
@@ -43,18 +44,18 @@ def child_main(argv: list[str] | None = None) -> int:
         X_all, Y_all = data["X"], data["Y"]
     X, Y = epoch_mini_batches(X_all, Y_all, 0)[0]
     params = course_init()
-    settings = run.Settings(sections=tuple(args.sections.split(",")), reps=args.reps, quick=args.quick,
+    settings = Settings(sections=tuple(args.sections.split(",")), reps=args.reps, quick=args.quick,
                             threads=args.threads, out=Path(os.devnull), json_out=Path(os.devnull), data=None, seed=0)
     frameworks = {"torch": None, "tf": set_tf_threads(args.threads), "unavailable": {}}
     steppers: dict = {}
-    run._steppers(settings, params, X_all, Y_all, frameworks, steppers)
+    make_steppers(settings, params, X_all, Y_all, frameworks, steppers)
     steppers = {key: steppers[key] for key in TF_KEYS}
     quiet = lambda message: None
     result = {"onednn": args.onednn, "tf_threads": frameworks["tf"]}
     if "steps" in settings.sections:
-        result["steps"] = run.run_steps(settings, params, X, Y, steppers, quiet)
+        result["steps"] = run_steps(settings, params, X, Y, steppers, quiet)
     if "epoch" in settings.sections:
-        result["epoch"] = run.run_epochs(settings, X_all, Y_all, steppers, quiet)
+        result["epoch"] = run_epochs(settings, X_all, Y_all, steppers, quiet)
     print(json.dumps(result))
     return 0
 

@@ -24,6 +24,8 @@ __all__ = [
     "TrainSpec",
     "COURSE_MODEL",
     "COURSE_TRAINING",
+    "IMPROVED_TRAINING",
+    "SIGNS_TRAIN_EXAMPLES",
     "PARAM_NAMES",
     "ACTIVATION_NAMES",
     "GRADIENT_NAMES",
@@ -94,6 +96,10 @@ class TrainSpec:
 
 COURSE_MODEL = ModelSpec()
 COURSE_TRAINING = TrainSpec()
+# The improved recipe's schedule (signs/training/recipes.py): a lower base rate, cosine-decayed over
+# more epochs; the Adam constants and batches stay the course's.
+IMPROVED_TRAINING = TrainSpec(learning_rate=0.004, num_epochs=150)
+SIGNS_TRAIN_EXAMPLES = 1080  # images in the SIGNS train split (120 in test)
 
 PARAM_NAMES: tuple[str, ...] = ("W1", "W2", "W3", "b3")
 # Z1 conv1, A1 relu, P1 pool1, Z2 conv2, A2 relu, P2 pool2, F flatten (NHWC order), Z3 logits.

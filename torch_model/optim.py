@@ -32,6 +32,9 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
+from reference.spec import COURSE_TRAINING
+from reference.validate import check_learning_rate
+
 __all__ = ["TF1Adam", "tf1_adam_lr_t"]
 
 
@@ -46,15 +49,15 @@ class TF1Adam(torch.optim.Optimizer):
     Parameters
     ----------
     params : iterable of Tensors or param-group dicts
-    lr : float, the learning rate (course: 0.009)
+    lr, betas, eps : default to the course's (``reference.spec.COURSE_TRAINING``)
     betas : (beta1, beta2), each in [0, 1)
     eps : float, added to ``sqrt(v)`` (not bias corrected), as TF1 does
     """
 
-    def __init__(self, params: Iterable, lr: float = 0.009,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        if not lr > 0.0:
-            raise ValueError(f"lr: expected a positive float, got {lr!r}")
+    def __init__(self, params: Iterable, lr: float = COURSE_TRAINING.learning_rate,
+                 betas: tuple[float, float] = (COURSE_TRAINING.beta1, COURSE_TRAINING.beta2),
+                 eps: float = COURSE_TRAINING.epsilon) -> None:
+        lr = check_learning_rate(lr, "lr")
         if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
             raise ValueError(f"betas: expected two floats in [0, 1), got {betas!r}")
         if not eps >= 0.0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reference.spec import COURSE_TRAINING
+from reference.spec import COURSE_TRAINING, IMPROVED_TRAINING
 
 DESCRIPTION = """\
 Train the SIGNS ConvNet with the numpy, tf or torch backend.
@@ -48,12 +48,13 @@ def register(subparsers) -> None:
     parser.add_argument("--recipe", choices=("course", "improved"), default="course",
                         help="training recipe (default: course)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs (default: {COURSE_TRAINING.num_epochs}; 150 for --recipe improved)")
+                        help=f"epochs (default: {COURSE_TRAINING.num_epochs}; "
+                        f"{IMPROVED_TRAINING.num_epochs} for --recipe improved)")
     parser.add_argument("--batch-size", type=int, default=COURSE_TRAINING.mini_batch_size,
                         help=f"mini-batch size (default: {COURSE_TRAINING.mini_batch_size})")
     parser.add_argument("--lr", type=float, default=None,
                         help=f"Adam (base) learning rate (default: {COURSE_TRAINING.learning_rate}; "
-                        "0.004 for --recipe improved)")
+                        f"{IMPROVED_TRAINING.learning_rate} for --recipe improved)")
     parser.add_argument("--init", choices=("course", "glorot"), default="course",
                         help="initial weights: the course's exact ones (default) or seeded Glorot-uniform")
     parser.add_argument("--seed", type=int, default=None,

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.spec import COURSE_MODEL, COURSE_TRAINING, TrainSpec
+from reference.spec import COURSE_MODEL, COURSE_TRAINING, IMPROVED_TRAINING, TrainSpec
 from reference.validate import check_learning_rate
 
 __all__ = [
@@ -163,8 +163,8 @@ def improved_recipe(**overrides) -> Recipe:
     """The improved recipe: lr 0.004, cosine decay, 150 epochs, augmentation (module docstring)."""
     fields = {
         "name": "improved",
-        "learning_rate": 0.004,
-        "num_epochs": 150,
+        "learning_rate": IMPROVED_TRAINING.learning_rate,
+        "num_epochs": IMPROVED_TRAINING.num_epochs,
         "schedule": "cosine",
         "augmentation": Augmentation(),
         "seed": 0,

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from benchmarks import limits, report
-from benchmarks.run import parse_sections
+from benchmarks.settings import parse_sections
 from reference.spec import COURSE_MODEL
 
 LAYERS = ("conv1", "pool1", "conv2", "pool2", "dense")
