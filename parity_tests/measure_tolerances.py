@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from parity_helpers import (  # noqa: E402
     DTYPES,
-    cast,
     INPUT_KINDS,
     LABEL_KINDS,
     WEIGHT_KINDS,
@@ -44,6 +43,7 @@ from parity_helpers import (  # noqa: E402
 )
 from reference.data.batches import epoch_mini_batches  # noqa: E402
 from signs.verify.adam_steps import compare_training, train_all  # noqa: E402
+from signs.verify.options import cast_arrays  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "signs"
 SINGLE_STEPS = (0, 1, 8, 16)  # 0-based steps re-run in float32 from the float64 trajectory
@@ -110,9 +110,9 @@ def measure_adam(backends, weights, train_sets) -> tuple[dict, dict]:
         for step, (bx, by) in enumerate(batches):
             if step in SINGLE_STEPS:
                 state = trainer.get_optimizer_state()
-                state32 = {"t": state["t"], "m": cast(state["m"], np.float32),
-                           "v": cast(state["v"], np.float32)}
-                results = train_all(backends, cast(trainer.get_params(), np.float32),
+                state32 = {"t": state["t"], "m": cast_arrays(state["m"], np.float32),
+                           "v": cast_arrays(state["v"], np.float32)}
+                results = train_all(backends, cast_arrays(trainer.get_params(), np.float32),
                                     [(bx.astype(np.float32), by.astype(np.float32))], state=state32)
                 _record(single, compare_training(results, np.float32), f"step {step + 1}, {label}")
             trainer.step(bx, by)
@@ -136,7 +136,7 @@ def measure_near_ties(backends, signs_test, seeds: int) -> tuple[dict, list[str]
         _record(worst, report, f"glorot seed {seed}")
         if report.strict_ok:
             continue
-        classify_ties(report, results, cast(params, np.float32), X32, Y32)
+        classify_ties(report, results, cast_arrays(params, np.float32), X32, Y32)
         names = sorted({c.name for c in report.failures() + report.tied()})
         confirmed = [c for tie in report.ties.values() for side, c in tie["confirmations"].items()
                      if side != "numpy"]

@@ -11,7 +11,7 @@ import numpy as np
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
 from signs.compare import Report, compare_results
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
-from signs.verify.options import DEFAULT_BACKENDS, course_vectors, load_backends
+from signs.verify.options import DEFAULT_BACKENDS, cast_arrays, course_vectors, load_backends
 
 __all__ = [
     "WEIGHT_KINDS",
@@ -24,7 +24,6 @@ __all__ = [
     "make_images",
     "make_labels",
     "make_inputs",
-    "cast",
     "check_case",
     "synthetic_train_set",
 ]
@@ -102,17 +101,13 @@ def make_inputs(kind: str, signs_test=None) -> np.ndarray:
     raise ValueError(f"kind: expected one of {INPUT_KINDS}, got {kind!r}")
 
 
-def cast(arrays: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
-    return {name: np.asarray(value).astype(dtype) for name, value in arrays.items()}
-
-
 def check_case(backends: dict, params: dict, X: np.ndarray, Y: np.ndarray, dtype,
                title: str = "") -> tuple[Report, dict]:
     """Every backend's forward_backward on the same (params, X, Y) in ``dtype``, compared pairwise.
 
     Returns (report, results_by_backend).
     """
-    results = forward_backward_all(backends, cast(params, dtype), X.astype(dtype), Y.astype(dtype))
+    results = forward_backward_all(backends, cast_arrays(params, dtype), X.astype(dtype), Y.astype(dtype))
     report = compare_results(results, FORWARD_BACKWARD_NAMES, dtype, title=title)
     return report, results
 

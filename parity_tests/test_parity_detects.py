@@ -13,17 +13,18 @@ import types
 import numpy as np
 import pytest
 
-from parity_helpers import DTYPES, cast, make_inputs, make_labels
+from parity_helpers import DTYPES, make_inputs, make_labels
 from reference.spec import COURSE_MODEL
 from signs.compare import DIVERGENCE_ORDER, compare_results, first_divergence
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
+from signs.verify.options import cast_arrays
 
 PERTURBATION = 1e-3
 
 
 def run_report(backends, params, dtype, title=""):
     X, Y = make_inputs("random7"), make_labels("soft", 7, seed=9)
-    results = forward_backward_all(backends, cast(params, dtype), X.astype(dtype), Y.astype(dtype))
+    results = forward_backward_all(backends, cast_arrays(params, dtype), X.astype(dtype), Y.astype(dtype))
     return compare_results(results, FORWARD_BACKWARD_NAMES, dtype, title=title)
 
 

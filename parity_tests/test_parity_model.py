@@ -17,7 +17,6 @@ from parity_helpers import (
     INPUT_KINDS,
     LABEL_KINDS,
     WEIGHT_KINDS,
-    cast,
     check_case,
     make_inputs,
     make_labels,
@@ -26,7 +25,7 @@ from reference.spec import ACTIVATION_NAMES, activation_shapes, param_shapes
 from signs.compare import compare_results
 from signs.tolerances import FLOAT64_PARITY
 from signs.verify.forward import forward_backward_all
-from signs.verify.options import course_vectors
+from signs.verify.options import cast_arrays, course_vectors
 
 
 def _labels(kind: str, inputs: str, m: int, signs_test) -> np.ndarray:
@@ -79,7 +78,7 @@ def test_outputs_have_spec_shapes_and_dtype(parity_backends, shared_weights):
     expected.update({f"d{name}": shape for name, shape in param_shapes().items()})
     expected["dX"] = X.shape
     for dtype in DTYPES:
-        results = forward_backward_all(parity_backends, cast(shared_weights["glorot"], dtype),
+        results = forward_backward_all(parity_backends, cast_arrays(shared_weights["glorot"], dtype),
                                        X.astype(dtype), Y.astype(dtype))
         for backend, outputs in results.items():
             for name, shape in expected.items():
@@ -96,7 +95,7 @@ def test_course_randn_labels_forward_and_cost_agree(parity_backends, shared_weig
     np.testing.assert_array_equal(X, course_vectors().X)  # the same stream as the course
     names = tuple(ACTIVATION_NAMES) + ("cost",)
     for dtype in DTYPES:
-        results = forward_backward_all(parity_backends, cast(shared_weights["course"], dtype),
+        results = forward_backward_all(parity_backends, cast_arrays(shared_weights["course"], dtype),
                                        X.astype(dtype), Y.astype(dtype))
         compare_results(results, names, dtype, title="course randn labels").raise_for_failure()
 

@@ -1,10 +1,12 @@
-"""One-line messages: exceptions and lists of offending items, as the CLI prints them."""
+"""What the command line prints: one-line messages (exceptions, lists of offending items) and
+whether to show a progress bar."""
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
-__all__ = ["one_line", "listing"]
+__all__ = ["one_line", "listing", "use_progress"]
 
 MAX_LISTED = 5  # how many offending items a message names before "and N more"
 
@@ -18,3 +20,10 @@ def listing(items: Sequence[str]) -> str:
     """The first :data:`MAX_LISTED` items joined by "; ", then "and N more" if there are more."""
     shown = "; ".join(items[:MAX_LISTED])
     return shown + (f"; and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+def use_progress(progress: bool | None) -> bool:
+    """Show a progress bar? ``None`` means: only when stderr (where tqdm writes) is a terminal."""
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from reference.fileio import atomic_path
+from reference.messages import one_line
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 from reference.validate import check_params
 from tf_model.model import cached_model
@@ -128,13 +129,8 @@ def _float_datasets(path: Path) -> list[tuple[tuple[int, ...], np.dtype]]:
         with h5py.File(path, "r") as h5:
             h5.visititems(visit)
     except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 weight file ({_first_line(exc)})") from exc
+        raise ValueError(f"{path}: not a readable HDF5 weight file ({one_line(exc)})") from exc
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_keras_weights(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
@@ -164,5 +160,5 @@ def load_keras_weights(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) 
     try:
         model.load_weights(str(path))
     except (ValueError, KeyError, OSError) as exc:
-        raise ValueError(f"{path}: not a weight file of the course model ({_first_line(exc)})") from exc
+        raise ValueError(f"{path}: not a weight file of the course model ({one_line(exc)})") from exc
     return get_keras_weights(model, spec)

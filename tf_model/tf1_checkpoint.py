@@ -33,6 +33,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from reference.fileio import atomic_path
+from reference.messages import one_line
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec, param_shapes
 from reference.validate import check_optimizer_state, check_params
 from tf_model.tf1_course import TF1_VARIABLE_NAMES
@@ -51,11 +52,6 @@ v1 = tf.compat.v1
 
 SLOT_SUFFIXES = {"m": "/Adam", "v": "/Adam_1"}  # TF1 AdamOptimizer slot names: f"{var}{suffix}"
 _DATA_FILE = re.compile(r"^(?P<prefix>.+)\.data-\d{5}-of-\d{5}$")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _strip_suffix(path: str) -> str:
@@ -161,7 +157,7 @@ def _reader(prefix: str):
     try:
         return tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError, RuntimeError, IndexError) as exc:  # truncated data: IndexError
-        raise ValueError(f"{prefix}: unreadable TF1 checkpoint ({_first_line(exc)})") from exc
+        raise ValueError(f"{prefix}: unreadable TF1 checkpoint ({one_line(exc)})") from exc
 
 
 def _read_tensor(reader, prefix: str, key: str, shapes: dict, dtypes: dict, expected_shape, dtype=None) -> np.ndarray:
@@ -178,7 +174,7 @@ def _read_tensor(reader, prefix: str, key: str, shapes: dict, dtypes: dict, expe
     try:
         value = reader.get_tensor(key)
     except (tf.errors.OpError, ValueError, RuntimeError, IndexError) as exc:  # truncated data: IndexError
-        raise ValueError(f"{prefix}: variable {key!r}: unreadable ({_first_line(exc)})") from exc
+        raise ValueError(f"{prefix}: variable {key!r}: unreadable ({one_line(exc)})") from exc
     return np.array(value, copy=True)
 
 
@@ -268,7 +264,7 @@ def _update_state_file(folder: Path, name: str) -> None:
         try:
             old = v1.train.get_checkpoint_state(str(folder))
         except (tf.errors.OpError, ValueError) as exc:
-            raise ValueError(f"{folder / 'checkpoint'}: unreadable checkpoint state file ({_first_line(exc)})") from exc
+            raise ValueError(f"{folder / 'checkpoint'}: unreadable checkpoint state file ({one_line(exc)})") from exc
         if old is not None:
             # get_checkpoint_state joins relative entries onto the folder; undo that.
             paths = [os.path.basename(p) if os.path.dirname(p) == str(folder) else p for p in old.all_model_checkpoint_paths]

@@ -42,7 +42,6 @@ __all__ = [
 NAME = "torch"
 OPTIMIZERS = ("tf1", "torch")  # TF1Adam (the course's rule) or torch.optim.Adam (eps differs)
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-_PREDICT_CHUNK = 256  # examples per forward pass in predict_logits (bounds memory)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -128,8 +127,7 @@ def predict_logits(params: Mapping[str, np.ndarray], X: np.ndarray, *, spec: Mod
     module = build_module(params, spec, device)
     dev = resolve_device(device)
     with no_tf32(), torch.no_grad():
-        chunks = [module(_as_tensor(X[i:i + _PREDICT_CHUNK], dev)) for i in range(0, X.shape[0], _PREDICT_CHUNK)]
-    return _to_numpy(torch.cat(chunks))
+        return _to_numpy(module(_as_tensor(X, dev)))
 
 
 def _make_optimizer(name: str, parameters: list[Tensor], train: TrainSpec) -> torch.optim.Optimizer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from reference.data.layout import IMAGE_SHAPE, IMAGE_SUFFIXES
-from reference.messages import listing, one_line
+from reference.messages import listing, one_line, use_progress
 from reference.spec import COURSE_TRAINING
 
-__all__ = ["ImageFolder", "label_from_filename", "list_image_files", "read_image_folder"]
+__all__ = ["ImageFolder", "label_from_filename", "list_image_files", "read_image", "read_image_folder"]
 
 _LABEL_RE = re.compile(r"^(\d+)_")
 
@@ -105,15 +104,37 @@ class ImageFolder:
     n_resized: int = 0
 
 
-def _use_progress(progress: bool | None) -> bool:
-    """``None`` means: show a bar only when stderr (where tqdm writes) is a terminal."""
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
+def read_image(path: str | os.PathLike, *, resize: bool) -> tuple[np.ndarray | None, str | None]:
+    """Read one image file as the network's pixels: uint8 (64, 64, 3) HWC RGB.
 
+    An image that is not 64x64 RGB is, with ``resize``, centre-cropped to a square and resized with
+    Lanczos filtering to 64x64 (``PIL.ImageOps.fit``) and converted to RGB (grayscale replicated,
+    alpha dropped); EXIF orientation is not applied. Without ``resize`` it is not converted.
 
-def _describe_image(im: Image.Image) -> str:
-    return f"{im.size[0]}x{im.size[1]} {im.mode}"
+    Returns
+    -------
+    pixels : uint8 (64, 64, 3), or ``None`` for an image that does not fit and ``resize`` is False.
+    found : ``None`` if the file was 64x64 RGB as stored, else what it was (``"640x480 RGBA"``).
+
+    Raises
+    ------
+    ValueError
+        Pillow cannot read the file: ``{path}: not a readable image (...)``, one line.
+    """
+    n_H, n_W, _ = IMAGE_SHAPE
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "RGB" and im.size == (n_W, n_H):
+                return np.asarray(im, dtype=np.uint8), None
+            found = f"{im.size[0]}x{im.size[1]} {im.mode}"
+            if not resize:
+                return None, found
+            fitted = ImageOps.fit(im.convert("RGB"), (n_W, n_H), method=Image.Resampling.LANCZOS)
+            return np.asarray(fitted, dtype=np.uint8), found
+    # PIL raises OSError (UnidentifiedImageError, truncated data), ValueError or a bomb error.
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable image ({one_line(exc)})") from exc
 
 
 def read_image_folder(
@@ -125,9 +146,7 @@ def read_image_folder(
     ----------
     src_dir : folder of images named ``{label}_...``.
     resize : if False (default) every image must already be 64x64 RGB and anything else is refused,
-        naming what was found. If True, other images are centre-cropped to a square and resized
-        with Lanczos filtering to 64x64 (``PIL.ImageOps.fit``), and converted to RGB (grayscale is
-        replicated, alpha dropped). EXIF orientation is not applied.
+        naming what was found. If True, other images are converted as :func:`read_image` does.
     progress : show a tqdm bar; ``None`` shows one only when stderr is a terminal.
 
     Raises
@@ -144,23 +163,15 @@ def read_image_folder(
     X = np.empty((len(names), n_H, n_W, n_C), dtype=np.uint8)
     y = np.array([label_from_filename(name) for name in names], dtype=np.int64)
     wrong, n_resized = [], 0
-    show = _use_progress(progress)
+    show = use_progress(progress)
     bar = tqdm(names, desc=f"reading {src_dir.name}", unit="img", disable=not show, leave=False)
     for i, name in enumerate(bar):
-        try:
-            with Image.open(src_dir / name) as im:
-                im.load()
-                fits = im.mode == "RGB" and im.size == (n_W, n_H)
-                if not fits and not resize:
-                    wrong.append(f"{name} is {_describe_image(im)}")
-                    continue
-                if not fits:
-                    n_resized += 1
-                    im = ImageOps.fit(im.convert("RGB"), (n_W, n_H), method=Image.Resampling.LANCZOS)
-                X[i] = np.asarray(im, dtype=np.uint8)
-        # PIL raises OSError (UnidentifiedImageError, truncated data), ValueError or a bomb error.
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise ValueError(f"{src_dir / name}: not a readable image ({one_line(exc)})") from exc
+        pixels, found = read_image(src_dir / name, resize=resize)
+        if pixels is None:
+            wrong.append(f"{name} is {found}")
+            continue
+        n_resized += found is not None
+        X[i] = pixels
     if wrong:
         raise ValueError(
             f"{src_dir}: {len(wrong)} of {len(names)} images are not {n_W}x{n_H} RGB "

@@ -30,7 +30,7 @@ def read_image(path: Path, dtype):
     Returns
     -------
     x : np.ndarray (64, 64, 3) HWC RGB in [0, 1], ``dtype`` (``uint8 / 255.`` as for training).
-    note : str or None, what conversion was done.
+    note : str or None, what conversion was done (see ``reference.data.images.read_image``).
 
     Raises
     ------
@@ -39,46 +39,27 @@ def read_image(path: Path, dtype):
     ValueError
         Pillow cannot read it; one line naming the file.
     """
-    import numpy as np
-    from PIL import Image, ImageOps
-
     from reference.data.dataset import normalize_images
+    from reference.data.images import read_image as read_pixels
     from reference.data.layout import IMAGE_SHAPE
 
     n_H, n_W, _ = IMAGE_SHAPE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    note = None
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode != "RGB" or image.size != (n_W, n_H):
-                note = (f"{path} is {image.size[0]}x{image.size[1]} {image.mode}: centre-cropped and "
-                        f"resized to {n_W}x{n_H} RGB (Lanczos)")
-                image = ImageOps.fit(image.convert("RGB"), (n_W, n_H), method=Image.Resampling.LANCZOS)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        raise ValueError(f"{path}: not a readable image ({message})") from exc
+    pixels, found = read_pixels(path, resize=True)
+    note = None if found is None else (f"{path} is {found}: centre-cropped and resized to {n_W}x{n_H} RGB "
+                                       "(Lanczos)")
     return normalize_images(pixels[None], dtype)[0], note
-
-
-def softmax(logits):
-    """Row-wise softmax of (m, n_classes) logits, computed in float64."""
-    import numpy as np
-
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)  # exp cannot overflow
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from reference.spec import COURSE_MODEL, COURSE_TRAINING
+    from reference.model import softmax
+    from reference.spec import COURSE_TRAINING
     from signs.backends import get_backend
     from signs.convert import load_weights
+    from signs.training.metrics import predict_logits
 
     params, _metadata = load_weights(args.weights)
     dtype = next(iter(params.values())).dtype
@@ -97,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         names.append(name)
     if inputs:
         backend = get_backend(args.backend)
-        logits = backend.predict_logits(params, np.stack(inputs), spec=COURSE_MODEL, device=args.device)
-        probabilities = softmax(logits)
+        logits = predict_logits(backend, params, np.stack(inputs), device=args.device)
+        probabilities = softmax(np.asarray(logits, dtype=np.float64))
         classes = COURSE_TRAINING.classes
         header = "  ".join(f"p({c})".rjust(6) for c in classes)
         print(f"{'image':<40} class  {header}")

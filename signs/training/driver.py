@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from reference.messages import use_progress
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES
 from signs.checkpoint import CHECKPOINT_NAME, Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from signs.training.metrics import accuracy, course_cost_divisor
@@ -300,7 +300,7 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
     m = data.X_train.shape[0]
     divisor = course_cost_divisor(m, recipe.mini_batch_size)
     n_batches = -(-m // recipe.mini_batch_size)
-    show = bool(progress) if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)())
+    show = use_progress(progress)
     current_lr = float(recipe.learning_rate)  # what the Trainer was built with
     for epoch in range(state.epoch, recipe.num_epochs):
         # ---- batches: this epoch's learning rate and the course's shuffle (seed first_seed + 1 + e)

@@ -8,7 +8,7 @@ import numpy as np
 
 from reference.spec import COURSE_MODEL
 
-__all__ = ["course_cost_divisor", "subset", "predict_classes", "accuracy", "confusion_matrix"]
+__all__ = ["course_cost_divisor", "subset", "predict_logits", "predict_classes", "accuracy", "confusion_matrix"]
 
 _PREDICT_CHUNK = 256  # examples per predict_logits call: bounds the backends' activation memory
 
@@ -43,13 +43,18 @@ def subset(data, limit: int | None):
     return replace(data, X_train=X_train, Y_train=Y_train, X_test=X_test, Y_test=Y_test)
 
 
+def predict_logits(backend, params, X: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+    """The backend's logits (m, n_classes) for X (m, 64, 64, 3) NHWC, ``_PREDICT_CHUNK`` examples per
+    ``backend.predict_logits`` call (the one place predictions are chunked)."""
+    chunks = [np.asarray(backend.predict_logits(params, X[start : start + _PREDICT_CHUNK], spec=COURSE_MODEL,
+                                                device=device))
+              for start in range(0, X.shape[0], _PREDICT_CHUNK)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, COURSE_MODEL.n_classes))
+
+
 def predict_classes(backend, params, X: np.ndarray, *, device: str = "cpu") -> np.ndarray:
-    """int64 (m,) argmax of the backend's logits for X (m, 64, 64, 3), computed in chunks."""
-    classes = []
-    for start in range(0, X.shape[0], _PREDICT_CHUNK):
-        logits = backend.predict_logits(params, X[start : start + _PREDICT_CHUNK], spec=COURSE_MODEL, device=device)
-        classes.append(np.argmax(np.asarray(logits), axis=1))
-    return np.concatenate(classes).astype(np.int64) if classes else np.zeros(0, dtype=np.int64)
+    """int64 (m,) argmax of the backend's logits for X (m, 64, 64, 3) (:func:`predict_logits`)."""
+    return np.argmax(predict_logits(backend, params, X, device=device), axis=1).astype(np.int64)
 
 
 def accuracy(backend, params, X: np.ndarray, Y: np.ndarray, *, device: str = "cpu") -> float:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reference.model import softmax
 from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.cli import main
-from signs.commands.predict import softmax
 from signs.training.driver import WEIGHTS_NAME
 from signs.training.summary import METRICS_NAME
 from training_helpers import PNG_SIGNATURE, assert_params_bitwise_equal, backend_or_skip, trainer_proxy
@@ -233,7 +233,7 @@ def test_predict_prints_class_and_probabilities(fast_data_dir, two_epoch_run, tm
     assert set(rows) == {str(exact), str(big)}
     params, _ = load_safetensors(weights)
     logits = backend.predict_logits(params, test.X_test[:1])
-    expected = softmax(logits)[0]
+    expected = softmax(np.asarray(logits, dtype=np.float64))[0]
     predicted, probabilities = int(rows[str(exact)][0]), np.array(rows[str(exact)][1:], dtype=float)
     assert predicted == int(np.argmax(expected))
     np.testing.assert_allclose(probabilities, expected, atol=5e-5)  # printed with 4 decimals
