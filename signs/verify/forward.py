@@ -7,14 +7,15 @@ import time
 
 import numpy as np
 
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, ModelSpec
-from signs.compare import BACKWARD_ORDER, format_number
+from reference.spec import COURSE_MODEL, ModelSpec
+from signs.compare import DIVERGENCE_ORDER, format_number
 from signs.ties import routing_differences, tie_band
 
 __all__ = ["FORWARD_BACKWARD_NAMES", "backend_device", "forward_backward_all", "near_tie_notes"]
 
-# Table rows: the forward pass in order, the cost, then gradients in the order backprop makes them.
-FORWARD_BACKWARD_NAMES: tuple[str, ...] = tuple(ACTIVATION_NAMES) + ("cost",) + BACKWARD_ORDER
+# Table rows: the forward pass in order, the cost, then gradients in the order backprop makes them
+# (signs.compare's one list, also the order in which the first divergence is looked for).
+FORWARD_BACKWARD_NAMES: tuple[str, ...] = DIVERGENCE_ORDER
 
 
 def backend_device(name: str, device: str) -> str:
