@@ -14,12 +14,7 @@ import os
 import numpy as np
 import pytest
 
-# Before anything imports TensorFlow (the root conftest.py sets the same, as does signs.cli).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the `signs` CLI runs TF (signs/cli.py)
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from parity_helpers import (  # noqa: E402  (the environment above must be set first)
+from parity_helpers import (
     WEIGHT_KINDS,
     load_available_backends,
     make_weights,

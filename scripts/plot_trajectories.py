@@ -1,6 +1,6 @@
 """Overlay the per-epoch course cost of several ``signs train`` runs (one curve per run folder).
 
-    python scripts/plot_trajectories.py runs/f64-numpy runs/f64-tf runs/f64-torch --out docs/trajectories.png
+    python scripts/plot_trajectories.py runs/f64-numpy runs/f64-tf runs/f64-torch --out docs/trajectories-float64.png
 
 Prints, per epoch, the largest relative difference between the runs' costs, so the figure's claim
 ("the curves coincide") comes with its number.

@@ -10,7 +10,7 @@ Layers (names in the Keras ``vgg16`` style, read from ``reference.spec``)::
     relu2
     pool2    MaxPool2D(4, 4, SAME)
     flatten  Flatten: on channels_last it reshapes (m, h, w, c) -> (m, h*w*c) in C order, which is
-             exactly the canonical NHWC-flatten order (tests/tf_model/test_model.py checks it)
+             exactly the canonical NHWC-flatten order (tests/tf_model/test_tf_model.py checks it)
     dense    Dense(6), Glorot-uniform kernel (n_flat, 6) = canonical W3, zero bias = canonical b3
 
 Dtypes. ``dtype="float64"`` is passed to *every* layer (and to ``keras.Input``): a Keras 3 dtype

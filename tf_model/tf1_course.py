@@ -31,7 +31,7 @@ Seeds: under ``tf.set_random_seed(1)`` an op seed None made TF1 take the op seed
 op count, which was 45 when ``fully_connected`` ran in the course's graph. TF 2 derives it from a
 per-graph counter instead, so the value 45 (``COURSE_TRAINING.dense_init_op_seed``) is passed
 explicitly. With it the notebook's published ``forward_propagation`` and ``compute_cost`` outputs
-are reproduced (tests/tf_model/test_tf1_course.py).
+are reproduced (tests/tf_model/test_tf_tf1.py).
 
 Nothing here changes TensorFlow's global mode: every graph is a private ``tf.Graph`` run by its own
 ``tf.compat.v1.Session``, so eager Keras code keeps working in the same process.

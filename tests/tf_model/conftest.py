@@ -1,14 +1,8 @@
-"""Fixtures of the tf_model tests. TensorFlow's C++ logging is silenced before TF is imported."""
+"""Fixtures of the tf_model tests (TensorFlow is quieted by the root conftest.py before it loads)."""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the `signs` CLI runs TF (signs/cli.py)
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

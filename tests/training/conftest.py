@@ -3,15 +3,9 @@ without the SIGNS data, fails under CI=true)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the `signs` CLI runs TF (signs/cli.py)
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from training_helpers import SMALL  # noqa: E402  (the environment above must be set first)
+from training_helpers import SMALL
 
 
 @pytest.fixture(scope="session")
