@@ -330,18 +330,22 @@ def _layers(results: dict) -> list[str]:
     return lines
 
 
+def _per_backend(rows_in: list[dict], middle) -> list[list[str]]:
+    """Table rows of a step or epoch section: backend, median, min-max, ``middle(median, row)``'s
+    cells, then the ratio to PyTorch's median."""
+    torch_median = _median(rows_in, backend="torch")
+    return [[step_label(row["backend"]), f"**{fmt_time(row['seconds']['median'])}**", _range(row["seconds"]),
+             *middle(row["seconds"]["median"], row), fmt_ratio(_div(row["seconds"]["median"], torch_median))]
+            for row in rows_in]
+
+
 def _steps(results: dict) -> list[str]:
     rows_in = results.get("steps")
     if not rows_in:
         return []
     b = bounds(results)
-    torch_median = _median(rows_in, backend="torch")
-    rows = []
-    for row in rows_in:
-        s = row["seconds"]
-        rows.append([step_label(row["backend"]), f"**{fmt_time(s['median'])}**", _range(s),
-                     f"{BATCH / s['median']:.0f}", fmt_ratio(_div(s["median"], b["step_s"] if b else None)),
-                     fmt_ratio(_div(s["median"], torch_median))])
+    rows = _per_backend(rows_in, lambda median, row: [
+        f"{BATCH / median:.0f}", fmt_ratio(_div(median, b["step_s"] if b else None))])
     return ([f"## Training step (forward, backward, Adam; batch {BATCH})", "",
              "The same batch every step. Trainers' `step(X, Y)` includes their input checks, the host-to-framework "
              "conversion of the batch and reading the cost back as a Python float. Keras `fit`'s per-step time is the "
@@ -355,14 +359,9 @@ def _epochs(results: dict) -> list[str]:
     if not rows_in:
         return []
     b = bounds(results)
-    torch_median = _median(rows_in, backend="torch")
-    rows = []
-    for row in rows_in:
-        s = row["seconds"]
-        course = COURSE_EPOCHS * s["median"]
-        rows.append([step_label(row["backend"]), f"**{fmt_time(s['median'])}**", _range(s),
-                     f"{row['images'] / s['median']:.0f}", fmt_time(course),
-                     fmt_ratio(_div(course, b["course_s"] if b else None)), fmt_ratio(_div(s["median"], torch_median))])
+    rows = _per_backend(rows_in, lambda median, row: [
+        f"{row['images'] / median:.0f}", fmt_time(COURSE_EPOCHS * median),
+        fmt_ratio(_div(COURSE_EPOCHS * median, b["course_s"] if b else None))])
     return ([f"## One epoch ({EPOCH_IMAGES} images, the course's mini-batches)", "",
              "Each epoch calls the course's `random_mini_batches` (seed of epoch 0) and steps through its 17 batches "
              "(16 of 64, one of 56); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
