@@ -23,6 +23,8 @@ __all__ = [
     "FORMAT_VERSION",
     "LAYOUT",
     "check_params",
+    "check_finite",
+    "existing_file",
     "save_safetensors",
     "load_safetensors",
     "save_npz",
@@ -68,6 +70,23 @@ def check_params(params, spec: ModelSpec | None = COURSE_MODEL, *, source: str =
     return dtypes.pop()
 
 
+def check_finite(params, *, source: str = "params") -> None:
+    """Refuse weights holding NaN or inf: a ValueError naming the tensor and how many elements.
+
+    Such weights still give numbers (an accuracy, a class), but meaningless ones, and backends
+    disagree on them (NaN comparisons); ``signs convert --allow-nonfinite`` is the way to move
+    them anyway. ``params`` are canonical (see :func:`check_params`).
+    """
+    for name in PARAM_NAMES:
+        value = np.asarray(params[name])
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            raise ValueError(
+                f"{source}[{name!r}]: expected finite values, got {bad} of {value.size} elements "
+                "NaN or inf"
+            )
+
+
 def _metadata(params, metadata: dict | None, dtype: np.dtype) -> dict[str, str]:
     meta = {"format_version": FORMAT_VERSION, "layout": LAYOUT, "dtype": str(dtype), "source": "signs-parity"}
     for key, value in (metadata or {}).items():
@@ -86,11 +105,16 @@ def save_safetensors(params, path, metadata: dict | None = None, *, force: bool 
     return Path(path)
 
 
-def load_safetensors(path, *, spec=COURSE_MODEL) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Read a canonical safetensors file: (params, metadata). One-line errors name the file."""
+def load_safetensors(
+    path, *, spec=COURSE_MODEL, allow_nonfinite: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a canonical safetensors file: (params, metadata). One-line errors name the file.
+
+    NaN or inf in a tensor is refused (:func:`check_finite`) unless ``allow_nonfinite``.
+    """
     from safetensors import SafetensorError, safe_open
 
-    path = _existing(path)
+    path = existing_file(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
@@ -98,6 +122,8 @@ def load_safetensors(path, *, spec=COURSE_MODEL) -> tuple[dict[str, np.ndarray],
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
     check_params(params, spec, source=str(path))
+    if not allow_nonfinite:
+        check_finite(params, source=str(path))
     return params, metadata
 
 
@@ -111,11 +137,16 @@ def save_npz(params, path, metadata: dict | None = None, *, force: bool = False,
     return Path(path)
 
 
-def load_npz(path, *, spec=COURSE_MODEL) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Read a canonical ``.npz``: (params, metadata), with ``allow_pickle=False``."""
+def load_npz(
+    path, *, spec=COURSE_MODEL, allow_nonfinite: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a canonical ``.npz``: (params, metadata), with ``allow_pickle=False``.
+
+    NaN or inf in a tensor is refused (:func:`check_finite`) unless ``allow_nonfinite``.
+    """
     import zipfile
 
-    path = _existing(path)
+    path = existing_file(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -124,11 +155,18 @@ def load_npz(path, *, spec=COURSE_MODEL) -> tuple[dict[str, np.ndarray], dict[st
     meta_array = arrays.pop(_METADATA_KEY, None)
     metadata = json.loads(str(meta_array)) if meta_array is not None else {}
     check_params(arrays, spec, source=str(path))
+    if not allow_nonfinite:
+        check_finite(arrays, source=str(path))
     return arrays, metadata
 
 
-def _existing(path) -> Path:
+def existing_file(path, what: str = "weight file") -> Path:
+    """``path`` as a Path if it is a regular file; FileNotFoundError if nothing is there,
+    ValueError if something else (a folder, a device) is."""
     path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} not found")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weight file not found")
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise ValueError(f"{path}: expected a {what}, got {kind} (not a file)")
     return path

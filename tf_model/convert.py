@@ -26,7 +26,7 @@ import numpy as np
 
 from reference.fileio import atomic_path
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
-from reference.weights_io import check_params
+from reference.weights_io import check_finite, check_params, existing_file
 from tf_model.model import cached_model
 
 __all__ = [
@@ -137,20 +137,21 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_keras_weights(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
+def load_keras_weights(
+    path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL, *, allow_nonfinite: bool = False
+) -> dict[str, np.ndarray]:
     """Read a Keras ``.weights.h5`` file of the course model into canonical params (exact copy).
 
     The file's dtype is read first (float32 or float64); then the public API loads it:
     ``model.load_weights`` on a model of that dtype built from ``spec``. The file must hold exactly
     the four tensors of ``param_shapes(spec)``, so that a partial load can never go unnoticed.
+    NaN or inf is refused (``reference.weights_io.check_finite``) unless ``allow_nonfinite``.
 
     Returns
     -------
     dict: W1 (4, 4, 3, 8) HWIO, W2 (2, 2, 8, 16) HWIO, W3 (n_flat, 6) NHWC-flatten rows, b3 (6,).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: Keras weight file not found")
+    path = existing_file(path, "Keras weight file")
     _check_suffix(path)
     datasets = _float_datasets(path)
     dtypes = sorted({dt.name for _, dt in datasets})
@@ -165,4 +166,7 @@ def load_keras_weights(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) 
         model.load_weights(str(path))
     except (ValueError, KeyError, OSError) as exc:
         raise ValueError(f"{path}: not a weight file of the course model ({_first_line(exc)})") from exc
-    return get_keras_weights(model, spec)
+    params = get_keras_weights(model, spec)
+    if not allow_nonfinite:
+        check_finite(params, source=str(path))
+    return params

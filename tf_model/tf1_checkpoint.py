@@ -34,7 +34,7 @@ from google.protobuf import text_format
 
 from reference.fileio import atomic_path
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec, param_shapes
-from reference.weights_io import check_params
+from reference.weights_io import check_finite, check_params
 from tf_model.tf1_course import TF1_VARIABLE_NAMES
 
 __all__ = [
@@ -188,6 +188,7 @@ def load_tf1_checkpoint(
     *,
     spec: ModelSpec = COURSE_MODEL,
     train: TrainSpec = COURSE_TRAINING,
+    allow_nonfinite: bool = False,
 ):
     """Read the course's weights (and optionally its Adam state) from a TF1 checkpoint.
 
@@ -196,6 +197,8 @@ def load_tf1_checkpoint(
     path : the prefix (``model.ckpt``), its ``.index`` or data file, or a folder with a
         ``checkpoint`` state file.
     include_optimizer : also read the Adam slots and beta powers.
+    allow_nonfinite : accept NaN or inf in the weights (refused by default,
+        ``reference.weights_io.check_finite``).
 
     Returns
     -------
@@ -213,6 +216,8 @@ def load_tf1_checkpoint(
     for name in PARAM_NAMES:
         params[name] = _read_tensor(reader, prefix, TF1_VARIABLE_NAMES[name], shapes, dtypes, expected[name], dtype)
         dtype = params[name].dtype
+    if not allow_nonfinite:
+        check_finite(params, source=prefix)
     if not include_optimizer:
         return params
     state = {"m": {}, "v": {}}

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from reference.fileio import atomic_path
+from reference.weights_io import check_finite, existing_file
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 from torch_model.ops import dense_kernel_from_torch, dense_kernel_to_torch, hwio_to_oihw, oihw_to_hwio
 
@@ -206,19 +207,38 @@ def save_state_dict(params: Mapping[str, np.ndarray], path: str | os.PathLike, f
     return Path(path)
 
 
-def load_state_dict_file(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
-    """Read a state-dict file written by :func:`save_state_dict` (or by a SignsConvNet) as params."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if not path.is_file():
-        raise ValueError(f"{path}: expected a PyTorch state-dict file, got a directory or special file")
+def _load_error_reason(exc: BaseException) -> str:
+    """The informative part of a ``torch.load`` error, whole (never cut mid-sentence).
+
+    ``weights_only`` refusals open with generic advice (including "re-run with weights_only=False",
+    which would execute the file's code) and put the actual reason after "WeightsUnpickler error:";
+    other errors say it on their first line.
+    """
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].split("Check the documentation", 1)[0]
+        return f"weights_only refused it: {' '.join(reason.split())}"
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {' '.join(first_line.split())}".rstrip(": ")
+
+
+def load_state_dict_file(
+    path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL, *, allow_nonfinite: bool = False
+) -> dict[str, np.ndarray]:
+    """Read a state-dict file written by :func:`save_state_dict` (or by a SignsConvNet) as params.
+
+    Loaded with ``weights_only=True`` (no pickled code runs). NaN or inf is refused
+    (``reference.weights_io.check_finite``) unless ``allow_nonfinite``.
+    """
+    path = existing_file(path, "PyTorch state-dict file")
     try:
         state_dict = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch.load raises RuntimeError, EOFError, KeyError, UnpicklingError...
-        first_line = (str(exc).splitlines() or [""])[0][:160]
         raise ValueError(
-            f"{path}: expected a PyTorch state-dict file, got an unreadable one "
-            f"({type(exc).__name__}: {first_line})"
+            f"{path}: expected a PyTorch state-dict file, got an unreadable one ({_load_error_reason(exc)})"
         ) from exc
-    return state_dict_to_params(state_dict, spec, where=str(path))
+    params = state_dict_to_params(state_dict, spec, where=str(path))
+    if not allow_nonfinite:
+        check_finite(params, source=str(path))
+    return params
