@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.fileio import atomic_path
+from reference.fileio import atomic_path, write_npz
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 
 __all__ = [
@@ -94,14 +94,37 @@ def _metadata(params, metadata: dict | None, dtype: np.dtype) -> dict[str, str]:
     return meta
 
 
-def save_safetensors(params, path, metadata: dict | None = None, *, force: bool = False, spec=COURSE_MODEL) -> Path:
-    """Write canonical ``params`` to a safetensors file, atomically. Returns the path."""
-    from safetensors.numpy import save_file
+_SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
 
+
+def _safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """A safetensors file's bytes, always the same for the same tensors and metadata.
+
+    The layout (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length,
+    a JSON header (``__metadata__`` and, per tensor, dtype, shape and data offsets) padded with
+    spaces to a multiple of 8, then the tensors' little-endian C-order bytes back to back. Written
+    here rather than by ``safetensors.numpy.save_file``, whose header order varies between runs.
+    """
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks, offset = [], 0
+    for name, value in tensors.items():
+        data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[value.dtype], "shape": list(value.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+
+
+def save_safetensors(params, path, metadata: dict | None = None, *, force: bool = False, spec=COURSE_MODEL) -> Path:
+    """Write canonical ``params`` to a safetensors file, atomically and reproducibly. Returns the path."""
     dtype = check_params(params, spec)
-    tensors = {name: np.ascontiguousarray(params[name]) for name in PARAM_NAMES}
+    tensors = {name: params[name] for name in PARAM_NAMES}
+    data = _safetensors_bytes(tensors, _metadata(params, metadata, dtype))
     with atomic_path(path, force=force) as tmp:
-        save_file(tensors, str(tmp), metadata=_metadata(params, metadata, dtype))
+        tmp.write_bytes(data)
     return Path(path)
 
 
@@ -128,12 +151,13 @@ def load_safetensors(
 
 
 def save_npz(params, path, metadata: dict | None = None, *, force: bool = False, spec=COURSE_MODEL) -> Path:
-    """Write canonical ``params`` to an uncompressed ``.npz`` (no pickled objects), atomically."""
+    """Write canonical ``params`` to an uncompressed ``.npz`` (no pickled objects), atomically and
+    reproducibly (same params and metadata, same bytes)."""
     dtype = check_params(params, spec)
     meta = np.array(json.dumps(_metadata(params, metadata, dtype)))  # 0-d unicode array: no pickle
     with atomic_path(path, force=force) as tmp:
         with open(tmp, "wb") as handle:  # a file object, so NumPy does not append ".npz" to tmp
-            np.savez(handle, **{name: params[name] for name in PARAM_NAMES}, **{_METADATA_KEY: meta})
+            write_npz(handle, {**{name: params[name] for name in PARAM_NAMES}, _METADATA_KEY: meta})
     return Path(path)
 
 

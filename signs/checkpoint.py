@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from reference.fileio import atomic_path
+from reference.fileio import atomic_path, write_npz
 from reference.spec import PARAM_NAMES
 
 __all__ = [
@@ -108,8 +108,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     arrays["meta"] = np.array(json.dumps(meta, allow_nan=False))
     path = Path(path)
     with atomic_path(path, force=True) as tmp:
-        with open(tmp, "wb") as handle:  # a handle, so savez cannot append its own ".npz"
-            np.savez(handle, **arrays)
+        with open(tmp, "wb") as handle:
+            write_npz(handle, arrays)
     return path
 
 

@@ -200,10 +200,18 @@ def params_from_module(module: nn.Module) -> dict[str, np.ndarray]:
 
 def save_state_dict(params: Mapping[str, np.ndarray], path: str | os.PathLike, force: bool = False,
                     spec: ModelSpec = COURSE_MODEL) -> Path:
-    """Write canonical ``params`` as a PyTorch state-dict file (``torch.save``), atomically."""
+    """Write canonical ``params`` as a PyTorch state-dict file (``torch.save``), atomically.
+
+    Reproducible: ``torch.save`` names the zip's root folder after a file *name* (here the random
+    temporary one) but ``archive`` for an open handle, so it is given a handle.
+    """
     state_dict = params_to_state_dict(params, spec)
     with atomic_path(path, force=force) as tmp:
-        torch.save(state_dict, tmp)
+        with open(tmp, "wb") as handle:
+            try:
+                torch.save(state_dict, handle)
+            except RuntimeError as exc:  # torch reports a failed write (a full disk) as RuntimeError
+                raise OSError(f"torch.save failed: {' '.join(str(exc).split())}") from exc
     return Path(path)
 
 
