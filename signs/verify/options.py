@@ -151,7 +151,7 @@ def load_params(weights: str | None) -> tuple[dict[str, np.ndarray], str]:
         return course_init(dtype=np.float64), "course-exact initial weights (reference.init.course_init)"
     from signs.convert import load_weights
 
-    params, metadata = load_weights(weights)
+    params, metadata = load_weights(weights, allow_nonfinite=True)  # reported as a failure row
     fmt = metadata.get("source_format", "")
     return params, f"{weights}" + (f" ({fmt})" if fmt else "")
 

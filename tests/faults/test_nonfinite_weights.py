@@ -70,3 +70,10 @@ def test_convert_refuses_unless_allow_nonfinite(nonfinite_files, tmp_path, capsy
     assert main(["convert", src, str(dst), "--allow-nonfinite"]) == 0
     params, _ = load_weights(dst, allow_nonfinite=True)
     assert params["W2"].tobytes() == nonfinite_params()["W2"].tobytes()
+
+
+def test_verify_still_reports_nonfinite_weights_as_a_failure_row(nonfinite_files, capsys):
+    argv = ["verify", "--weights", str(nonfinite_files["npz"]), "--backends", "numpy,torch", "--dtype", "float64"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "first divergence: Z2 (conv2)" in out and "NON-FINITE" in out
