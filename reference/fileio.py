@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["atomic_path", "check_writable", "os_reason", "write_npz"]
+__all__ = ["apply_default_mode", "atomic_path", "check_writable", "os_reason", "write_npz"]
 
 # Every member of a .npz the project writes carries this date (the zip format's earliest), not
 # the time of writing, so that the same arrays always give the same bytes.
@@ -50,7 +50,7 @@ def check_writable(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
-def _apply_default_mode(path: Path) -> None:
+def apply_default_mode(path: Path) -> None:
     """Give ``path`` the mode a plain ``open(path, "w")`` would: 0666 less the umask."""
     umask = os.umask(0)
     os.umask(umask)
@@ -80,7 +80,7 @@ def atomic_path(path: str | os.PathLike, *, force: bool = True) -> Iterator[Path
     try:
         try:
             yield tmp_path
-            _apply_default_mode(tmp_path)
+            apply_default_mode(tmp_path)
             os.replace(tmp_path, path)
         except OSError as exc:
             raise ValueError(f"{path}: could not be written ({os_reason(exc)}); nothing was written") from exc

@@ -72,6 +72,7 @@ def test_convert_refuses_unless_allow_nonfinite(nonfinite_files, tmp_path, capsy
     assert params["W2"].tobytes() == nonfinite_params()["W2"].tobytes()
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN is the point
 def test_verify_still_reports_nonfinite_weights_as_a_failure_row(nonfinite_files, capsys):
     argv = ["verify", "--weights", str(nonfinite_files["npz"]), "--backends", "numpy,torch", "--dtype", "float64"]
     assert main(argv) == 1
