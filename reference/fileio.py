@@ -8,15 +8,17 @@ file is expected) into one-line ``ValueError``s naming the path, with nothing pa
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["apply_default_mode", "atomic_path", "check_writable", "os_reason", "write_npz"]
+__all__ = ["NPZ_READ_ERRORS", "apply_default_mode", "atomic_path", "check_writable", "os_reason", "read_npz", "write_npz"]
 
 # Every member of a .npz the project writes carries this date (the zip format's earliest), not
 # the time of writing, so that the same arrays always give the same bytes.
@@ -101,3 +103,43 @@ def write_npz(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
             info.external_attr = 0o644 << 16
             with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+# What reading a damaged .npz can raise, besides ValueError: zipfile's own errors, a compressed
+# member's zlib.error, an encrypted one's RuntimeError, an unknown method's NotImplementedError.
+NPZ_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError)
+
+
+def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One ``.npy`` member, its header checked against its stored size before the data is read."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        if dtype.hasobject:
+            raise ValueError(f"{info.filename}: holds Python objects (dtype {dtype}), which are never unpickled")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        if n_bytes > info.file_size:
+            raise ValueError(f"{info.filename}: declares {shape} {dtype} ({n_bytes} bytes) but stores {info.file_size}")
+        data = member.read(n_bytes)
+        if len(data) != n_bytes or member.read(1):  # reading to the end also checks the CRC
+            raise ValueError(f"{info.filename}: expected {n_bytes} bytes of {shape} {dtype} data, got another size")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C").copy()
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz`` file, keyed by name (``W1.npy`` -> ``W1``); never unpickles.
+
+    Each member's declared dtype and shape are checked against the size it actually stores before
+    its data is read, so a damaged or crafted file cannot make this allocate more than the file
+    holds. Raises one of :data:`NPZ_READ_ERRORS` on a damaged file (callers name the file).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{info.filename}: expected only .npy members")
+            arrays[info.filename[: -len(".npy")]] = _read_npy_member(archive, info)
+    return arrays

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.fileio import atomic_path, write_npz
+from reference.fileio import NPZ_READ_ERRORS, atomic_path, read_npz, write_npz
+from reference.messages import one_line
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 
 __all__ = [
@@ -168,20 +169,29 @@ def load_npz(
 
     NaN or inf in a tensor is refused (:func:`check_finite`) unless ``allow_nonfinite``.
     """
-    import zipfile
-
     path = existing_file(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from exc
-    meta_array = arrays.pop(_METADATA_KEY, None)
-    metadata = json.loads(str(meta_array)) if meta_array is not None else {}
+        arrays = read_npz(path)
+    except NPZ_READ_ERRORS as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({one_line(exc)})") from exc
+    metadata = _npz_metadata(arrays.pop(_METADATA_KEY, None), path)
     check_params(arrays, spec, source=str(path))
     if not allow_nonfinite:
         check_finite(arrays, source=str(path))
     return arrays, metadata
+
+
+def _npz_metadata(meta_array, path: Path) -> dict[str, str]:
+    """The metadata dict stored as a 0-d unicode array (absent: empty)."""
+    if meta_array is None:
+        return {}
+    try:
+        metadata = json.loads(str(meta_array)) if meta_array.dtype.kind == "U" and meta_array.ndim == 0 else None
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: {_METADATA_KEY!r}: expected a JSON object as a 0-d string array")
+    return metadata
 
 
 def existing_file(path, what: str = "weight file") -> Path:
