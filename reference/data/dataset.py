@@ -13,7 +13,7 @@ import numpy as np
 from reference.data.course_h5 import read_signs_h5
 from reference.data.images import read_image_folder
 from reference.data.layout import SPLITS, check_split, course_classes
-from reference.data.paths import find_split_source
+from reference.data.paths import find_split_source, resolve_data_dir
 from reference.spec import COURSE_MODEL
 
 __all__ = [
@@ -49,7 +49,11 @@ def load_split(
     if source.is_file():
         X, y, classes, files = read_signs_h5(source, split)
         return SplitArrays(X, y, classes, source, files)
-    folder = read_image_folder(source, resize=False, progress=progress)
+    # The commands loading data (train, evaluate, verify) have no --resize: say how to convert.
+    h5_path = resolve_data_dir(data_dir) / f"{split}_signs.h5"  # looked for before the folder
+    hint = (f"convert them with `signs import-images {source} {h5_path} --split {split} --resize`, "
+            "which is then used instead of the folder")
+    folder = read_image_folder(source, resize=False, progress=progress, resize_hint=hint)
     return SplitArrays(folder.X_orig, folder.y, course_classes(), source, folder.files)
 
 

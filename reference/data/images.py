@@ -117,7 +117,8 @@ def _describe_image(im: Image.Image) -> str:
 
 
 def read_image_folder(
-    src_dir: str | os.PathLike, *, resize: bool = False, progress: bool | None = None
+    src_dir: str | os.PathLike, *, resize: bool = False, progress: bool | None = None,
+    resize_hint: str = "pass --resize / resize=True to convert them",
 ) -> ImageFolder:
     """Read every ``{label}_...`` image of ``src_dir`` into memory.
 
@@ -125,7 +126,8 @@ def read_image_folder(
     ----------
     src_dir : folder of images named ``{label}_...``.
     resize : if False (default) every image must already be 64x64 RGB and anything else is refused,
-        naming what was found. If True, other images are centre-cropped to a square and resized
+        naming what was found (the message ends with ``resize_hint``, how the caller's user can
+        convert them). If True, other images are centre-cropped to a square and resized
         with Lanczos filtering to 64x64 (``PIL.ImageOps.fit``), and converted to RGB (grayscale is
         replicated, alpha dropped). EXIF orientation is not applied.
     progress : show a tqdm bar; ``None`` shows one only when stderr is a terminal.
@@ -164,6 +166,6 @@ def read_image_folder(
     if wrong:
         raise ValueError(
             f"{src_dir}: {len(wrong)} of {len(names)} images are not {n_W}x{n_H} RGB "
-            f"(pass --resize / resize=True to convert them): {listing(wrong)}"
+            f"({resize_hint}): {listing(wrong)}"
         )
     return ImageFolder(X_orig=X, y=y, files=names, source=src_dir, skipped=skipped, n_resized=n_resized)
