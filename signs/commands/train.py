@@ -28,8 +28,10 @@ first epochs (the cost then stays at ln 6 = 1.79): see signs/training/recipes.py
 default 0). The course's initial weights and batch order are fixed, so --seed with --init course and
 --recipe course is refused.
 
-The run folder (--out) receives weights.safetensors, metrics.json, cost.png and checkpoint.npz
-(rewritten after every epoch). Ctrl-C keeps the checkpoint of the last completed epoch; continue
+The run folder (--out) receives weights.safetensors and checkpoint.npz (both rewritten after every
+epoch, so a stopped run leaves the weights of its last completed epoch), metrics.json and
+cost.png. --force replaces an earlier run's files only once the new run has started. Ctrl-C keeps
+the checkpoint of the last completed epoch; continue
 with the same options plus --resume.
 """
 

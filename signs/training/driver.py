@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from reference.fileio import check_writable
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES
 from signs.checkpoint import CHECKPOINT_NAME, Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from signs.training.metrics import accuracy, course_cost_divisor
@@ -147,6 +148,11 @@ def _check_params_finite(params: dict[str, np.ndarray]) -> str | None:
 
 
 def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
+    """Check ``out_dir`` before any work; nothing is deleted here.
+
+    With ``force`` the previous run's files stay until the new run replaces them (each one
+    atomically, once the new run has its first state: see :func:`_start_files`).
+    """
     if resume:
         if not (out_dir / CHECKPOINT_NAME).is_file():
             raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {out_dir}; nothing to resume")
@@ -157,9 +163,36 @@ def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
             f"--out {out_dir}: already holds a run ({', '.join(existing)}); pass --resume to continue "
             "it or --force to start over"
         )
-    for name in existing:  # starting over: no stale result may outlive the old run
-        (out_dir / name).unlink()
+    for name in RUN_FILES:
+        check_writable(out_dir / name, force=True)  # a folder in the way, no permission: refuse now
+
+
+def _save_epoch_weights(out_dir: Path, config: RunConfig, state: Checkpoint, final: dict | None = None) -> Path:
+    """Write ``state``'s weights to ``out_dir/weights.safetensors`` (atomically), so that a run
+    stopped at any point leaves the weights of its last completed epoch there."""
+    from reference.weights_io import save_safetensors
+
+    recipe = config.recipe
+    metadata = {"backend": config.backend, "recipe": recipe.name, "init": recipe.init, "epochs": str(state.epoch)}
+    if final is None:
+        metadata["status"] = f"in progress or stopped: {state.epoch} of {recipe.num_epochs} epochs"
+    else:
+        metadata["status"] = "complete"
+        metadata["train_accuracy"] = f"{final['train_accuracy']:.6f}"
+        test = final["test_accuracy"]
+        metadata["test_accuracy"] = "n/a" if test is None else f"{test:.6f}"
+    return save_safetensors(state.params, out_dir / WEIGHTS_NAME, force=True, metadata=metadata)
+
+
+def _start_files(out_dir: Path, checkpoint_path: Path, config: RunConfig, state: Checkpoint) -> None:
+    """A fresh run's first files (epoch 0: the initial weights). Each replaces the previous run's
+    file atomically; the previous run's results that describe its epochs go only now."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(checkpoint_path, state)  # epoch 0: a NaN in the first epoch still leaves one
+    _save_epoch_weights(out_dir, config, state)
+    for name in (METRICS_NAME, COST_PLOT_NAME):  # would describe the previous run's epochs
+        if (out_dir / name).exists():
+            (out_dir / name).unlink()
 
 
 def train(
@@ -229,7 +262,7 @@ def train(
             params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
             history=[], elapsed_s=0.0, config=identity,
         )
-        save_checkpoint(checkpoint_path, state)  # epoch 0: a NaN in the first epoch still leaves one
+        _start_files(out_dir, checkpoint_path, config, state)
     resumed_from = state.epoch
 
     latest = _Latest(state)
@@ -239,6 +272,7 @@ def train(
         # Ctrl-C may have landed inside save_checkpoint, whose atomic write then left the previous
         # epoch's file: write the last completed epoch again.
         save_checkpoint(checkpoint_path, latest.checkpoint)
+        _save_epoch_weights(out_dir, config, latest.checkpoint)
         write_summary(out_dir, config, data, latest.checkpoint, status="interrupted")
         raise TrainingInterrupted(
             f"interrupted after {latest.checkpoint.epoch} completed epochs; checkpoint saved to "
@@ -264,15 +298,8 @@ def train(
         out_dir, config, data, state, status="complete",
         final={"train_accuracy": train_acc, "test_accuracy": test_acc},
     )
-    from reference.weights_io import save_safetensors
-
-    files["weights"] = save_safetensors(
-        params, out_dir / WEIGHTS_NAME, force=True,
-        metadata={
-            "backend": config.backend, "recipe": recipe.name, "init": recipe.init,
-            "epochs": str(state.epoch), "train_accuracy": f"{train_acc:.6f}",
-            "test_accuracy": "n/a" if test_acc is None else f"{test_acc:.6f}",
-        },
+    files["weights"] = _save_epoch_weights(
+        out_dir, config, state, final={"train_accuracy": train_acc, "test_accuracy": test_acc}
     )
     files["checkpoint"] = checkpoint_path
     return TrainResult(
@@ -368,6 +395,7 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
         )
         latest.checkpoint = state
         save_checkpoint(checkpoint_path, state)
+        _save_epoch_weights(checkpoint_path.parent, config, state)
         # ---- log: the course's line every print_every epochs
         if epoch % COURSE_TRAINING.print_every == 0:
             echo("Cost after epoch %i: %f" % (epoch, course_cost))

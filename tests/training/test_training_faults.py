@@ -1,0 +1,113 @@
+"""Issue 13.3, 13.6, 13.7 and 13.5 (train --out, evaluate): a stopped run is usable, --force
+keeps the old run until the new one can replace it, damaged checkpoints and inconsistent
+arguments are one-line errors before anything is touched."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from reference.weights_io import load_safetensors
+from signs.checkpoint import load_checkpoint
+from signs.cli import main
+from signs.training.driver import RUN_FILES, WEIGHTS_NAME
+from training_helpers import assert_params_bitwise_equal, backend_or_skip, trainer_proxy
+
+pytestmark = pytest.mark.data
+
+BACKEND = "numpy"
+LIMIT = 64  # one batch per epoch
+
+
+def train_argv(data_dir, out, *extra) -> list[str]:
+    return ["train", "--backend", BACKEND, "--data", str(data_dir), "--limit", str(LIMIT),
+            "--eval-every", "0", "--out", str(out), "--no-progress", *extra]
+
+
+def one_error_line(capfd, command: str) -> str:
+    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"signs {command}: error: "), err
+    return err[0]
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def finished_run(fast_data_dir, tmp_path_factory):
+    """A complete 2-epoch run folder."""
+    backend_or_skip(BACKEND)
+    out = tmp_path_factory.mktemp("finished")
+    assert main(train_argv(fast_data_dir, out, "--epochs", "2")) == 0
+    return out
+
+
+def interrupt_at(step: int):
+    def on_step(n, real_step):
+        if n == step:
+            raise KeyboardInterrupt
+        return real_step()
+
+    return on_step
+
+
+# ------------------------------------------------------------------ 13.3 stopped runs stay usable
+
+
+def test_an_interrupted_run_leaves_the_last_completed_epochs_weights(fast_data_dir, tmp_path, capfd, monkeypatch):
+    backend = backend_or_skip(BACKEND)
+    monkeypatch.setattr("signs.backends.get_backend", lambda _name: trainer_proxy(backend, interrupt_at(3)))
+    out = tmp_path / "run"
+    assert main(train_argv(fast_data_dir, out, "--epochs", "3")) == 130
+    checkpoint = load_checkpoint(out / "checkpoint.npz")
+    assert checkpoint.epoch == 2
+    weights, metadata = load_safetensors(out / WEIGHTS_NAME)
+    assert_params_bitwise_equal(weights, checkpoint.params)
+    assert metadata["epochs"] == "2"
+    capfd.readouterr()
+    assert main(["evaluate", "--weights", str(out / WEIGHTS_NAME), "--data", str(fast_data_dir),
+                 "--limit", "8", "--split", "test"]) == 0
+
+
+def test_weights_follow_every_epoch_even_without_a_clean_exit(fast_data_dir, tmp_path, monkeypatch):
+    """A hard kill (no exception handler runs) after epoch 1: weights.safetensors is epoch 1's."""
+    backend = backend_or_skip(BACKEND)
+
+    def killed(n, real_step):
+        if n == 2:
+            raise SystemExit(9)  # stands for SIGKILL: not caught by train()
+        return real_step()
+
+    monkeypatch.setattr("signs.backends.get_backend", lambda _name: trainer_proxy(backend, killed))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        main(train_argv(fast_data_dir, out, "--epochs", "3"))
+    weights, _ = load_safetensors(out / WEIGHTS_NAME)
+    assert_params_bitwise_equal(weights, load_checkpoint(out / "checkpoint.npz").params)
+    assert load_checkpoint(out / "checkpoint.npz").epoch == 1
+
+
+def test_force_keeps_the_old_run_until_the_new_one_has_started(fast_data_dir, finished_run, tmp_path, capfd, monkeypatch):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    before = snapshot(out)
+    assert sorted(before) == sorted(RUN_FILES)
+
+    backend = backend_or_skip(BACKEND)
+
+    class BrokenTrainer:
+        def __init__(self, *args, **kwargs):
+            raise ValueError("device: stand-in for a failure before the first epoch")
+
+    broken = trainer_proxy(backend, None)
+    broken.Trainer = BrokenTrainer
+    monkeypatch.setattr("signs.backends.get_backend", lambda _name: broken)
+    assert main(train_argv(fast_data_dir, out, "--epochs", "2", "--force")) == 2
+    one_error_line(capfd, "train")
+    assert snapshot(out) == before
