@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         NonFiniteLoss,
         RunConfig,
         TrainingInterrupted,
+        check_run_folder,
         default_out_dir,
         train,
     )
@@ -121,8 +122,11 @@ def run(args: argparse.Namespace) -> int:
     recipe = build_recipe(args)
     config = RunConfig(backend=args.backend, recipe=recipe, dtype=args.dtype, device=args.device,
                        eval_every=args.eval_every)
-    data = subset(load_signs(args.data, dtype=args.dtype), args.limit)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit: expected a positive integer, got {args.limit}")
     out_dir = args.out if args.out is not None else default_out_dir(args.backend, recipe.name)
+    check_run_folder(config, out_dir, resume=args.resume, force=args.force)  # before the slow part
+    data = subset(load_signs(args.data, dtype=args.dtype), args.limit)
     print("data used:")
     print(data.describe())
     if args.limit is not None:

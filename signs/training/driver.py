@@ -57,6 +57,7 @@ __all__ = [
     "RunConfig",
     "TrainResult",
     "default_out_dir",
+    "check_run_folder",
     "train",
 ]
 
@@ -129,14 +130,48 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def _run_identity(config: RunConfig, data) -> dict[str, Any]:
+def _config_identity(config: RunConfig) -> dict[str, Any]:
     return {
         "backend": config.backend,
         "dtype": config.dtype,
         "device": config.device,
         "recipe": config.recipe.to_json(),
-        "data": data_identity(data),
     }
+
+
+def _run_identity(config: RunConfig, data) -> dict[str, Any]:
+    return {**_config_identity(config), "data": data_identity(data)}
+
+
+def _load_resumable(checkpoint_path: Path, config: RunConfig, identity: dict[str, Any] | None) -> Checkpoint:
+    """The checkpoint to resume, refused (ValueError) when it belongs to another run or is complete.
+
+    ``identity`` is the new run's (:func:`_run_identity`); ``None`` before the data is loaded,
+    when everything but the data is compared.
+    """
+    state = load_checkpoint(checkpoint_path)
+    recipe = config.recipe
+    if identity is None:
+        identity = {**_config_identity(config), "data": state.config.get("data")}
+    ignore = ("device",) + (("recipe.num_epochs",) if recipe.schedule == "constant" else ())
+    check_compatible(state.config, identity, ignore=ignore)
+    if state.epoch >= recipe.num_epochs:
+        raise ValueError(
+            f"--resume: the run in {checkpoint_path.parent} has completed {state.epoch} epochs and "
+            f"--epochs asks for {recipe.num_epochs}: nothing to train; pass --epochs greater than "
+            f"{state.epoch} to continue it"
+        )
+    return state
+
+
+def check_run_folder(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool, force: bool) -> None:
+    """Everything about the run folder that can be checked before the data is loaded: a run
+    already there (without ``resume``/``force``), files that cannot be written, and with
+    ``resume`` its checkpoint (readable, the same run, epochs left to train). Writes nothing."""
+    out_dir = Path(out_dir)
+    _prepare_out_dir(out_dir, resume, force)
+    if resume:
+        _load_resumable(out_dir / CHECKPOINT_NAME, config, None)
 
 
 def _check_params_finite(params: dict[str, np.ndarray]) -> str | None:
@@ -245,9 +280,7 @@ def train(
     identity = _run_identity(config, data)
 
     if resume:
-        state = load_checkpoint(checkpoint_path)
-        ignore = ("device",) + (("recipe.num_epochs",) if recipe.schedule == "constant" else ())
-        check_compatible(state.config, identity, ignore=ignore)
+        state = _load_resumable(checkpoint_path, config, identity)
         if state.config.get("device") != config.device:
             echo(f"note: the checkpoint was trained on {state.config.get('device')}, continuing on "
                  f"{config.device}: results will not be bitwise those of one uninterrupted run")

@@ -121,8 +121,9 @@ class Recipe:
             raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate: expected a positive number, got {self.learning_rate!r}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not lr > 0:
+            raise ValueError(f"learning_rate (--lr): expected a positive finite number, got {lr!r}")
         if int(self.mini_batch_size) != self.mini_batch_size or self.mini_batch_size < 1:
             raise ValueError(f"mini_batch_size: expected a positive integer, got {self.mini_batch_size!r}")
         if int(self.num_epochs) != self.num_epochs or self.num_epochs < 0:

@@ -111,3 +111,57 @@ def test_force_keeps_the_old_run_until_the_new_one_has_started(fast_data_dir, fi
     assert main(train_argv(fast_data_dir, out, "--epochs", "2", "--force")) == 2
     one_error_line(capfd, "train")
     assert snapshot(out) == before
+
+
+# ------------------------------------------------------------------ 13.7 inconsistent arguments
+
+
+@pytest.mark.parametrize("epochs", ["1", "2"])
+def test_resume_of_a_complete_run_is_refused(fast_data_dir, finished_run, capfd, epochs):
+    before = snapshot(finished_run)
+    assert main(train_argv(fast_data_dir, finished_run, "--epochs", epochs, "--resume")) == 2
+    line = one_error_line(capfd, "train")
+    assert f"has completed 2 epochs and --epochs asks for {epochs}: nothing to train" in line
+    assert snapshot(finished_run) == before
+
+
+@pytest.mark.parametrize("bad", [["--lr", "inf"], ["--lr", "nan"], ["--lr", "-1"], ["--limit", "0"],
+                                 ["--batch-size", "0"], ["--eval-every", "-1"]])
+def test_bad_arguments_are_refused_before_the_disk_is_touched(tmp_path, capfd, monkeypatch, bad):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the arguments were checked")
+
+    monkeypatch.setattr("reference.data.dataset.load_signs", no_data)
+    out = tmp_path / "run"
+    assert main(train_argv(tmp_path / "nowhere", out, "--epochs", "1", *bad)) == 2
+    one_error_line(capfd, "train")
+    assert not out.exists()
+
+
+def test_a_bad_resume_is_refused_before_the_data_is_loaded(fast_data_dir, finished_run, tmp_path, capfd, monkeypatch):
+    import shutil
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the checkpoint was checked")
+
+    monkeypatch.setattr("reference.data.dataset.load_signs", no_data)
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    assert main(train_argv(fast_data_dir, out, "--epochs", "5", "--resume", "--lr", "0.001")) == 2
+    assert "recipe.learning_rate differs" in one_error_line(capfd, "train")
+
+
+# ------------------------------------------------------------------ 13.6 damaged checkpoints, via the CLI
+
+
+def test_resume_from_a_truncated_checkpoint_is_one_line(fast_data_dir, finished_run, tmp_path, capfd):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    checkpoint = out / "checkpoint.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    before = snapshot(out)
+    assert main(train_argv(fast_data_dir, out, "--epochs", "5", "--resume")) == 2
+    assert f"checkpoint {checkpoint}: not a readable checkpoint" in one_error_line(capfd, "train")
+    assert snapshot(out) == before
