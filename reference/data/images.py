@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from reference.data.layout import IMAGE_SHAPE, IMAGE_SUFFIXES
+from reference.data.layout import DEFAULT_MAX_IMAGES, IMAGE_SHAPE, IMAGE_SUFFIXES, check_max_images
 from reference.messages import listing, one_line
 from reference.spec import COURSE_TRAINING
 
@@ -119,6 +119,7 @@ def _describe_image(im: Image.Image) -> str:
 def read_image_folder(
     src_dir: str | os.PathLike, *, resize: bool = False, progress: bool | None = None,
     resize_hint: str = "pass --resize / resize=True to convert them",
+    max_images: int = DEFAULT_MAX_IMAGES,
 ) -> ImageFolder:
     """Read every ``{label}_...`` image of ``src_dir`` into memory.
 
@@ -142,6 +143,7 @@ def read_image_folder(
 
     src_dir = Path(src_dir)
     names, skipped = list_image_files(src_dir)
+    check_max_images(len(names), max_images, str(src_dir))
     n_H, n_W, n_C = IMAGE_SHAPE
     X = np.empty((len(names), n_H, n_W, n_C), dtype=np.uint8)
     y = np.array([label_from_filename(name) for name in names], dtype=np.int64)
@@ -151,11 +153,11 @@ def read_image_folder(
     for i, name in enumerate(bar):
         try:
             with Image.open(src_dir / name) as im:
-                im.load()
-                fits = im.mode == "RGB" and im.size == (n_W, n_H)
+                fits = im.mode == "RGB" and im.size == (n_W, n_H)  # from the header: nothing decoded yet
                 if not fits and not resize:
                     wrong.append(f"{name} is {_describe_image(im)}")
                     continue
+                im.load()
                 if not fits:
                     n_resized += 1
                     im = ImageOps.fit(im.convert("RGB"), (n_W, n_H), method=Image.Resampling.LANCZOS)

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     params, _metadata = load_weights(weights)
     dtype = next(iter(params.values())).dtype
     splits = SPLITS if args.split == "both" else (args.split,)
-    data = subset(load_signs(args.data, dtype=dtype, splits=splits), args.limit)
+    data = subset(load_signs(args.data, dtype=dtype, splits=splits, max_images=args.max_images), args.limit)
     backend = get_backend(args.backend)
     n_classes = len(data.classes)
     class_names = [str(int(c)) for c in data.classes]

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit: expected a positive integer, got {args.limit}")
     out_dir = args.out if args.out is not None else default_out_dir(args.backend, recipe.name)
     check_run_folder(config, out_dir, resume=args.resume, force=args.force)  # before the slow part
-    data = subset(load_signs(args.data, dtype=args.dtype), args.limit)
+    data = subset(load_signs(args.data, dtype=args.dtype, max_images=args.max_images), args.limit)
     print("data used:")
     print(data.describe())
     if args.limit is not None:
