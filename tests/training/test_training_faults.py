@@ -165,3 +165,63 @@ def test_resume_from_a_truncated_checkpoint_is_one_line(fast_data_dir, finished_
     assert main(train_argv(fast_data_dir, out, "--epochs", "5", "--resume")) == 2
     assert f"checkpoint {checkpoint}: not a readable checkpoint" in one_error_line(capfd, "train")
     assert snapshot(out) == before
+
+
+# ------------------------------------------------------------------ 13.5 write errors: train --out, evaluate
+
+
+def _no_data(*args, **kwargs):
+    raise AssertionError("the data was loaded before the destination was checked")
+
+
+def test_train_out_with_a_folder_in_place_of_a_run_file_is_refused_first(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr("reference.data.dataset.load_signs", _no_data)
+    out = tmp_path / "run"
+    (out / WEIGHTS_NAME).mkdir(parents=True)
+    assert main(train_argv(tmp_path, out, "--epochs", "1", "--force")) == 2
+    assert "weights.safetensors: expected a file name to write, got a directory" in one_error_line(capfd, "train")
+    assert sorted(p.name for p in out.iterdir()) == [WEIGHTS_NAME]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert main(train_argv(tmp_path, a_file, "--epochs", "1")) == 2
+    assert "is a file, not a folder" in one_error_line(capfd, "train")
+
+
+def test_train_full_disk_mid_run_is_one_line_and_keeps_the_last_good_files(fast_data_dir, tmp_path, capfd, monkeypatch):
+    import errno
+
+    import signs.checkpoint as checkpoint_module
+
+    real_write, calls = checkpoint_module.write_npz, []
+
+    def full_at_second_checkpoint(handle, arrays):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 1's checkpoint (epoch 0's is the first)
+            handle.write(b"PK partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(handle, arrays)
+
+    monkeypatch.setattr(checkpoint_module, "write_npz", full_at_second_checkpoint)
+    out = tmp_path / "run"
+    assert main(train_argv(fast_data_dir, out, "--epochs", "2")) == 2
+    assert "checkpoint.npz: could not be written (No space left on device)" in one_error_line(capfd, "train")
+    assert load_checkpoint(out / "checkpoint.npz").epoch == 0
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", WEIGHTS_NAME]  # no partial file
+
+
+def test_evaluate_falls_back_to_the_working_directory(fast_data_dir, finished_run, tmp_path, capfd, monkeypatch):
+    weights_dir = str(finished_run)
+    real_access = os.access
+    monkeypatch.setattr("os.access", lambda path, mode: False if str(path) == weights_dir else real_access(path, mode))
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(finished_run)
+    argv = ["evaluate", "--weights", str(finished_run / WEIGHTS_NAME), "--data", str(fast_data_dir),
+            "--limit", "8", "--split", "test"]
+    assert main(argv) == 0
+    out = capfd.readouterr().out
+    assert f"note: cannot write next to the weights" in out and f"writing to {tmp_path} instead" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "evaluation.json"]
+    assert snapshot(finished_run) == before
+    monkeypatch.setattr("reference.data.dataset.load_signs", _no_data)
+    assert main(argv + ["--out", weights_dir]) == 2  # an explicit --out is not second-guessed
+    assert f"no write permission in {weights_dir}" in one_error_line(capfd, "evaluate")
