@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["NPZ_READ_ERRORS", "apply_default_mode", "atomic_path", "check_writable", "os_reason", "read_npz", "write_npz"]
+__all__ = ["H5_READ_ERRORS", "NPZ_READ_ERRORS", "apply_default_mode", "atomic_path", "check_writable", "os_reason", "read_npz", "write_npz"]
 
 # Every member of a .npz the project writes carries this date (the zip format's earliest), not
 # the time of writing, so that the same arrays always give the same bytes.
@@ -104,6 +104,10 @@ def write_npz(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
             with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
+
+# What h5py raises on a damaged HDF5 file: OSError mostly, RuntimeError or KeyError when the
+# damage is in an object header or a link (found by tests/faults/test_fuzz_loaders.py).
+H5_READ_ERRORS = (OSError, RuntimeError, KeyError)
 
 # What reading a damaged .npz can raise, besides ValueError: zipfile's own errors, a compressed
 # member's zlib.error, an encrypted one's RuntimeError, an unknown method's NotImplementedError.

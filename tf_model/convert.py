@@ -24,7 +24,7 @@ import h5py
 import keras
 import numpy as np
 
-from reference.fileio import atomic_path
+from reference.fileio import H5_READ_ERRORS, atomic_path
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 from reference.weights_io import check_finite, check_params, existing_file
 from tf_model.model import cached_model
@@ -127,7 +127,7 @@ def _float_datasets(path: Path) -> list[tuple[tuple[int, ...], np.dtype]]:
     try:
         with h5py.File(path, "r") as h5:
             h5.visititems(visit)
-    except OSError as exc:
+    except H5_READ_ERRORS as exc:
         raise ValueError(f"{path}: not a readable HDF5 weight file ({_first_line(exc)})") from exc
     return found
 
@@ -164,7 +164,7 @@ def load_keras_weights(
     model, _ = cached_model(spec, dtypes[0])
     try:
         model.load_weights(str(path))
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, *H5_READ_ERRORS) as exc:
         raise ValueError(f"{path}: not a weight file of the course model ({_first_line(exc)})") from exc
     params = get_keras_weights(model, spec)
     if not allow_nonfinite:

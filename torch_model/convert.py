@@ -16,6 +16,7 @@ names the tensor, what was expected and what was got, and whose ``report`` lists
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -241,7 +242,9 @@ def load_state_dict_file(
     """
     path = existing_file(path, "PyTorch state-dict file")
     try:
-        state_dict = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # a damaged file can also warn ("pickle protocol 34"): the error says it
+            warnings.simplefilter("ignore")
+            state_dict = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch.load raises RuntimeError, EOFError, KeyError, UnpicklingError...
         raise ValueError(
             f"{path}: expected a PyTorch state-dict file, got an unreadable one ({_load_error_reason(exc)})"

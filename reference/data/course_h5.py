@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from reference.data.layout import DEFAULT_MAX_IMAGES, IMAGE_SHAPE, check_labels, check_max_images, check_split
+from reference.fileio import H5_READ_ERRORS
 from reference.messages import one_line
 from reference.spec import COURSE_TRAINING
 
@@ -103,9 +104,7 @@ def read_signs_h5(
                     name.decode("utf-8", errors="replace") if isinstance(name, bytes) else str(name)
                     for name in nodes["files"][()].reshape(-1)
                 ]
-    # h5py reports truncated / non-HDF5 / unreadable files as OSError; damaged metadata can
-    # also surface as KeyError or RuntimeError.
-    except (OSError, KeyError, RuntimeError) as exc:
+    except H5_READ_ERRORS as exc:  # truncated, not HDF5, damaged headers or links
         raise ValueError(f"{path}: not a readable HDF5 file ({one_line(exc)})") from exc
     return _validate_arrays(path, x_key, y_key, X, y, classes, files)
 
