@@ -130,3 +130,11 @@ def test_the_same_conversion_twice_gives_the_same_bytes(tmp_path, source):
     for name in files_under(first):
         if (first / name).is_file():
             assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_import_images_refuses_a_directory_before_reading_images(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "1_a.jpg").write_bytes(b"never decoded")
+    (tmp_path / "out.h5").mkdir()
+    assert main(["import-images", str(tmp_path / "images"), str(tmp_path / "out.h5"), "--split", "train", "--force"]) == 2
+    one_error_line(capsys, "import-images", "out.h5: expected a file name to write, got a directory")
