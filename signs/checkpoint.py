@@ -2,7 +2,8 @@
 
 A checkpoint is written atomically (``reference.fileio.atomic_path``) after every completed epoch,
 so an interrupted or crashed run always leaves the last good one on disk. The file is a NumPy
-``.npz`` archive read back with ``np.load(allow_pickle=False)``:
+``.npz`` archive (written reproducibly, read back by ``reference.fileio.read_npz``: no pickle, every
+member's size checked before it is read):
 
 ``params/W1`` ... ``params/b3``
     Canonical weights (W1, W2 HWIO; W3 (n_flat, 6) in NHWC-flatten row order; b3 (6,)).
