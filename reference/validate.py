@@ -16,6 +16,7 @@ from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 
 __all__ = [
     "check_params",
+    "check_finite",
     "check_batch",
     "check_positive_finite",
     "check_learning_rate",
@@ -57,6 +58,23 @@ def check_params(params, spec: ModelSpec | None = COURSE_MODEL, *, source: str =
         got = {n: str(params[n].dtype) for n in PARAM_NAMES}
         raise ValueError(f"{source}: expected one dtype for every array, got {got}")
     return dtypes.pop()
+
+
+def check_finite(params, *, source: str = "params") -> None:
+    """Refuse weights holding NaN or inf: a ValueError naming the tensor and how many elements.
+
+    Such weights still give numbers (an accuracy, a class), but meaningless ones, and backends
+    disagree on them (NaN comparisons); ``signs convert --allow-nonfinite`` is the way to move
+    them anyway. ``params`` are canonical (see :func:`check_params`).
+    """
+    for name in PARAM_NAMES:
+        value = np.asarray(params[name])
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            raise ValueError(
+                f"{source}[{name!r}]: expected finite values, got {bad} of {value.size} elements "
+                "NaN or inf"
+            )
 
 
 def _dtype_name(value) -> str:

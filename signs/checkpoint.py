@@ -2,7 +2,8 @@
 
 A checkpoint is written atomically (``reference.fileio.atomic_path``) after every completed epoch,
 so an interrupted or crashed run always leaves the last good one on disk. The file is a NumPy
-``.npz`` archive read back with ``np.load(allow_pickle=False)``:
+``.npz`` archive (written reproducibly, read back by ``reference.fileio.read_npz``: no pickle, every
+member's size checked before it is read):
 
 ``params/W1`` ... ``params/b3``
     Canonical weights (W1, W2 HWIO; W3 (n_flat, 6) in NHWC-flatten row order; b3 (6,)).
@@ -28,9 +29,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from reference.fileio import atomic_path
-from reference.spec import PARAM_NAMES
-from reference.validate import check_optimizer_state, check_params
+from reference.fileio import NPZ_READ_ERRORS, atomic_path, read_npz, write_npz
+from reference.messages import one_line
+from reference.spec import COURSE_MODEL, PARAM_NAMES
+from reference.validate import check_finite, check_optimizer_state, check_params
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -104,44 +106,84 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     arrays["meta"] = np.array(json.dumps(meta, allow_nan=False))
     path = Path(path)
     with atomic_path(path, force=True) as tmp:
-        with open(tmp, "wb") as handle:  # a handle, so savez cannot append its own ".npz"
-            np.savez(handle, **arrays)
+        with open(tmp, "wb") as handle:
+            write_npz(handle, arrays)
     return path
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` (never unpickles anything)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (never unpickles anything).
+
+    Everything is checked before it is used: a damaged, truncated or foreign file, a missing entry
+    or field, a wrong shape or dtype, or NaN/inf in the weights or Adam moments is a one-line
+    ValueError naming the file and what is wrong (FileNotFoundError when there is no file).
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
-    with np.load(path, allow_pickle=False) as archive:
-        names = set(archive.files)
-        if "meta" not in names:
-            raise ValueError(f"checkpoint {path}: expected a 'meta' entry, got entries {sorted(names)}")
-        meta = json.loads(str(archive["meta"]))
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(
-                f"checkpoint {path}: expected format {CHECKPOINT_FORMAT!r}, got {meta.get('format')!r}"
-            )
-        expected = {f"params/{n}" for n in PARAM_NAMES}
-        expected |= {f"adam/{k}/{n}" for k in ("m", "v") for n in PARAM_NAMES}
-        missing = expected - names
-        if missing:
-            raise ValueError(f"checkpoint {path}: missing entries {sorted(missing)}")
-        params = {n: archive[f"params/{n}"] for n in PARAM_NAMES}
-        optimizer = {
-            "t": int(meta["t"]),
-            "m": {n: archive[f"adam/m/{n}"] for n in PARAM_NAMES},
-            "v": {n: archive[f"adam/v/{n}"] for n in PARAM_NAMES},
-        }
+    where = f"checkpoint {path}"
+    if not path.is_file():
+        raise ValueError(f"{where}: expected a file, got a directory or special file")
+    try:
+        arrays = read_npz(path)
+    except NPZ_READ_ERRORS as exc:
+        raise ValueError(f"{where}: not a readable checkpoint (.npz) file ({one_line(exc)})") from exc
+    meta = _read_meta(arrays, where)
+    expected = {f"params/{n}" for n in PARAM_NAMES} | {f"adam/{k}/{n}" for k in ("m", "v") for n in PARAM_NAMES}
+    missing = sorted(expected - set(arrays))
+    if missing:
+        raise ValueError(f"{where}: missing entries {missing}")
+    params = {n: arrays[f"params/{n}"] for n in PARAM_NAMES}
+    dtype = check_params(params, COURSE_MODEL, source=f"{where}: params")
+    check_finite(params, source=f"{where}: params")
+    optimizer: dict[str, Any] = {"t": meta["t"]}
+    for moment in ("m", "v"):
+        optimizer[moment] = {n: arrays[f"adam/{moment}/{n}"] for n in PARAM_NAMES}
+        source = f"{where}: adam/{moment}"
+        if check_params(optimizer[moment], COURSE_MODEL, source=source) != dtype:
+            raise ValueError(f"{source}: expected dtype {dtype} (the params'), got {optimizer[moment]['W1'].dtype}")
+        check_finite(optimizer[moment], source=source)
     return Checkpoint(
-        params=params,
-        optimizer=optimizer,
-        epoch=int(meta["epoch"]),
-        history=list(meta["history"]),
-        elapsed_s=float(meta["elapsed_s"]),
-        config=dict(meta["config"]),
+        params=params, optimizer=optimizer, epoch=meta["epoch"], history=meta["history"],
+        elapsed_s=meta["elapsed_s"], config=meta["config"],
     )
+
+
+# The meta document's fields: name -> (accepted JSON types, what the error says was expected).
+_META_FIELDS = {
+    "epoch": ((int,), "a non-negative integer"),
+    "t": ((int,), "a non-negative integer"),
+    "history": ((list,), "a list of epoch records"),
+    "elapsed_s": ((int, float), "a non-negative number of seconds"),
+    "config": ((dict,), "a JSON object"),
+}
+
+
+def _read_meta(arrays: dict[str, np.ndarray], where: str) -> dict[str, Any]:
+    """The checkpoint's JSON ``meta`` document, every field's type checked."""
+    if "meta" not in arrays:
+        raise ValueError(f"{where}: expected a 'meta' entry, got entries {sorted(arrays)}")
+    meta_array = arrays["meta"]
+    try:
+        meta = json.loads(str(meta_array)) if meta_array.dtype.kind == "U" and meta_array.ndim == 0 else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: 'meta': expected a JSON object as a 0-d string array")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{where}: expected format {CHECKPOINT_FORMAT!r}, got {meta.get('format')!r}")
+    for name, (types, expected) in _META_FIELDS.items():
+        value = meta.get(name)
+        negative = isinstance(value, (int, float)) and not value >= 0  # also NaN
+        if isinstance(value, bool) or not isinstance(value, types) or negative:
+            got = type(value).__name__ if isinstance(value, (list, dict, str)) else repr(value)
+            raise ValueError(f"{where}: meta[{name!r}]: expected {expected}, got {got}")
+    if not all(isinstance(record, dict) for record in meta["history"]):
+        raise ValueError(f"{where}: meta['history']: expected a list of JSON objects")
+    if len(meta["history"]) != meta["epoch"]:
+        raise ValueError(f"{where}: meta: expected one history record per completed epoch "
+                         f"({meta['epoch']}), got {len(meta['history'])}")
+    return meta
 
 
 def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

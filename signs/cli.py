@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"signs {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write error no writer turned into a ValueError: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"signs {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"signs {args.command}: interrupted", file=sys.stderr)
         return 130

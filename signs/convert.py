@@ -51,8 +51,8 @@ def detect_format(path, *, for_writing: bool = False) -> str:
         return "tf1"
     raise ValueError(
         f"{text}: cannot tell the weight format from the name; expected a name ending in .safetensors, "
-        f".npz, .weights.h5, .pt/.pth or a TF1 checkpoint prefix (.ckpt); or pass --from/--to "
-        f"(one of {', '.join(FORMATS)})"
+        f".npz, .weights.h5, .pt/.pth or a TF1 checkpoint prefix (.ckpt): rename the file so that "
+        f"it ends in one of these (`signs convert` also takes --from/--to, one of {', '.join(FORMATS)})"
     )
 
 
@@ -62,28 +62,33 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def load_weights(path, fmt: str | None = None, *, spec=COURSE_MODEL) -> tuple[dict, dict]:
-    """Read canonical params from any format: (params, metadata)."""
+def load_weights(path, fmt: str | None = None, *, spec=COURSE_MODEL, allow_nonfinite: bool = False) -> tuple[dict, dict]:
+    """Read canonical params from any format: (params, metadata).
+
+    Weights holding NaN or inf are refused with a ValueError naming the tensor and the count
+    (``reference.weights_io.check_finite``) unless ``allow_nonfinite`` (``signs convert
+    --allow-nonfinite``; ``signs verify``, which reports them as a failure).
+    """
     fmt = _check_format(fmt or detect_format(path))
     if fmt in ("safetensors", "npz"):
         from reference import weights_io
 
         loader = weights_io.load_safetensors if fmt == "safetensors" else weights_io.load_npz
-        return loader(path, spec=spec)
+        return loader(path, spec=spec, allow_nonfinite=allow_nonfinite)
     if not Path(os.fspath(path)).exists() and not Path(os.fspath(path) + ".index").exists():
         raise FileNotFoundError(f"{os.fspath(path)}: weight file not found")
     if fmt == "keras":
         from tf_model.convert import load_keras_weights
 
-        params = load_keras_weights(path, spec=spec)
+        params = load_keras_weights(path, spec=spec, allow_nonfinite=allow_nonfinite)
     elif fmt == "torch":
         from torch_model.convert import load_state_dict_file
 
-        params = load_state_dict_file(path, spec=spec)
+        params = load_state_dict_file(path, spec=spec, allow_nonfinite=allow_nonfinite)
     else:
         from tf_model.tf1_checkpoint import load_tf1_checkpoint
 
-        params = load_tf1_checkpoint(path, spec=spec)
+        params = load_tf1_checkpoint(path, spec=spec, allow_nonfinite=allow_nonfinite)
     check_params(params, spec, source=os.fspath(path))
     return params, {"source_format": fmt}
 

@@ -24,10 +24,11 @@ import h5py
 import keras
 import numpy as np
 
-from reference.fileio import atomic_path
+from reference.fileio import H5_READ_ERRORS, atomic_path
 from reference.messages import one_line
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
-from reference.validate import check_params
+from reference.validate import check_finite, check_params
+from reference.weights_io import existing_file
 from tf_model.model import cached_model
 
 __all__ = [
@@ -128,25 +129,26 @@ def _float_datasets(path: Path) -> list[tuple[tuple[int, ...], np.dtype]]:
     try:
         with h5py.File(path, "r") as h5:
             h5.visititems(visit)
-    except OSError as exc:
+    except H5_READ_ERRORS as exc:
         raise ValueError(f"{path}: not a readable HDF5 weight file ({one_line(exc)})") from exc
     return found
 
 
-def load_keras_weights(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
+def load_keras_weights(
+    path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL, *, allow_nonfinite: bool = False
+) -> dict[str, np.ndarray]:
     """Read a Keras ``.weights.h5`` file of the course model into canonical params (exact copy).
 
     The file's dtype is read first (float32 or float64); then the public API loads it:
     ``model.load_weights`` on a model of that dtype built from ``spec``. The file must hold exactly
     the four tensors of ``param_shapes(spec)``, so that a partial load can never go unnoticed.
+    NaN or inf is refused (``reference.weights_io.check_finite``) unless ``allow_nonfinite``.
 
     Returns
     -------
     dict: W1 (4, 4, 3, 8) HWIO, W2 (2, 2, 8, 16) HWIO, W3 (n_flat, 6) NHWC-flatten rows, b3 (6,).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: Keras weight file not found")
+    path = existing_file(path, "Keras weight file")
     _check_suffix(path)
     datasets = _float_datasets(path)
     dtypes = sorted({dt.name for _, dt in datasets})
@@ -159,6 +161,9 @@ def load_keras_weights(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) 
     model, _ = cached_model(spec, dtypes[0])
     try:
         model.load_weights(str(path))
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, *H5_READ_ERRORS) as exc:
         raise ValueError(f"{path}: not a weight file of the course model ({one_line(exc)})") from exc
-    return get_keras_weights(model, spec)
+    params = get_keras_weights(model, spec)
+    if not allow_nonfinite:
+        check_finite(params, source=str(path))
+    return params

@@ -32,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 
-from reference.fileio import atomic_path
+from reference.fileio import apply_default_mode, check_writable, os_reason
 from reference.messages import one_line
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec, param_shapes
-from reference.validate import check_optimizer_state, check_params
+from reference.validate import check_finite, check_optimizer_state, check_params
 from tf_model.tf1_course import TF1_VARIABLE_NAMES
 
 __all__ = [
@@ -184,6 +184,7 @@ def load_tf1_checkpoint(
     *,
     spec: ModelSpec = COURSE_MODEL,
     train: TrainSpec = COURSE_TRAINING,
+    allow_nonfinite: bool = False,
 ):
     """Read the course's weights (and optionally its Adam state) from a TF1 checkpoint.
 
@@ -192,6 +193,8 @@ def load_tf1_checkpoint(
     path : the prefix (``model.ckpt``), its ``.index`` or data file, or a folder with a
         ``checkpoint`` state file.
     include_optimizer : also read the Adam slots and beta powers.
+    allow_nonfinite : accept NaN or inf in the weights (refused by default,
+        ``reference.weights_io.check_finite``).
 
     Returns
     -------
@@ -209,6 +212,8 @@ def load_tf1_checkpoint(
     for name in PARAM_NAMES:
         params[name] = _read_tensor(reader, prefix, TF1_VARIABLE_NAMES[name], shapes, dtypes, expected[name], dtype)
         dtype = params[name].dtype
+    if not allow_nonfinite:
+        check_finite(params, source=prefix)
     if not include_optimizer:
         return params
     state = {"m": {}, "v": {}}
@@ -252,26 +257,53 @@ def _write_with_saver(tensors: dict[str, np.ndarray], tmp_prefix: str) -> None:
             saver.save(session, tmp_prefix, write_meta_graph=False, write_state=False)
 
 
-def _update_state_file(folder: Path, name: str) -> None:
-    """Make ``folder/checkpoint`` name ``name`` as the latest checkpoint, keeping older entries.
+# The checkpoint-state message class (``CheckpointState``), reached through the public API.
+_CHECKPOINT_STATE = type(v1.train.generate_checkpoint_state_proto("/", "model.ckpt"))
 
-    Paths inside the folder are written relative (``model.ckpt``), so the folder can move. TF only
-    leaves relative paths untouched when ``save_dir`` is absolute, hence ``resolve()``.
+
+def _read_state_file(path: Path):
+    """The CheckpointState in ``path``, or None when ``path`` is not a TF checkpoint state file."""
+    proto = _CHECKPOINT_STATE()
+    try:
+        text_format.Parse(path.read_bytes().decode("utf-8"), proto)
+    except (text_format.ParseError, UnicodeDecodeError, OSError):
+        return None
+    return proto if proto.model_checkpoint_path else None
+
+
+def _state_file_text(folder: Path, name: str, force: bool) -> str:
+    """What ``folder/checkpoint`` must hold to name ``name`` as the latest checkpoint, keeping the
+    older entries of the state file already there.
+
+    A ``checkpoint`` that is not a TF checkpoint state file is someone else's file: refused
+    (FileExistsError) unless ``force``; a folder of that name is refused (ValueError). Paths inside
+    the folder are written relative (``model.ckpt``), so the folder can move; TF leaves relative
+    paths untouched only when ``save_dir`` is absolute, hence ``resolve()``.
     """
-    folder = folder.resolve()
+    state_path = check_writable(folder / "checkpoint", force=True)
     paths: list[str] = []
-    if (folder / "checkpoint").exists():
-        try:
-            old = v1.train.get_checkpoint_state(str(folder))
-        except (tf.errors.OpError, ValueError) as exc:
-            raise ValueError(f"{folder / 'checkpoint'}: unreadable checkpoint state file ({one_line(exc)})") from exc
+    if state_path.exists():
+        old = _read_state_file(state_path)
+        if old is None and not force:
+            raise FileExistsError(
+                f"{state_path}: exists and is not a TF checkpoint state file; pass --force (force=True) "
+                "to replace it, or write the checkpoint into another folder"
+            )
         if old is not None:
-            # get_checkpoint_state joins relative entries onto the folder; undo that.
-            paths = [os.path.basename(p) if os.path.dirname(p) == str(folder) else p for p in old.all_model_checkpoint_paths]
+            paths = list(old.all_model_checkpoint_paths) or [old.model_checkpoint_path]
     paths = [p for p in paths if p != name] + [name]
-    proto = v1.train.generate_checkpoint_state_proto(str(folder), name, all_model_checkpoint_paths=paths)
-    with atomic_path(folder / "checkpoint", force=True) as tmp:
-        tmp.write_text(text_format.MessageToString(proto))
+    proto = v1.train.generate_checkpoint_state_proto(str(folder.resolve()), name, all_model_checkpoint_paths=paths)
+    return text_format.MessageToString(proto)
+
+
+def _check_targets(prefix: str, force: bool) -> None:
+    """Refuse before writing anything: an existing checkpoint without ``force``, or a folder (or
+    an unwritable place) where one of its files must go."""
+    existing = [Path(prefix + ".index")] + _data_files(prefix)
+    for path in existing + [Path(prefix + ".data-00000-of-00001")]:
+        check_writable(path, force=True)  # a directory or an unwritable folder: ValueError
+    if any(p.exists() for p in existing) and not force:
+        raise FileExistsError(f"{prefix}: TF1 checkpoint already exists; pass --force (force=True) to overwrite it")
 
 
 def save_tf1_checkpoint(
@@ -287,35 +319,53 @@ def save_tf1_checkpoint(
 
     The tensors are ``W1``, ``W2``, ``fully_connected/weights``, ``fully_connected/biases``; with
     ``optimizer_state`` ({"t", "m", "v"}, canonical) also ``<var>/Adam``, ``<var>/Adam_1`` and the
-    ``beta1_power``/``beta2_power`` TF1 would hold after t steps. The files are written into a
-    temporary folder beside ``prefix``, then moved in place data first and ``.index`` last (a
-    checkpoint exists only once its index does: an interrupted run leaves none under the final
-    name); finally the folder's ``checkpoint`` state file names it. Returns the prefix.
+    ``beta1_power``/``beta2_power`` TF1 would hold after t steps. Every file it will write (the
+    ``.index``, the data file and the folder's ``checkpoint`` state file) is checked first: an
+    existing checkpoint needs ``force``, and so does a ``checkpoint`` file that is not a TF state
+    file. All of them are written into a temporary folder beside ``prefix`` and moved into place
+    only when all succeeded: data first, ``.index`` next (a checkpoint exists only once its index
+    does), the state file naming it last. Returns the prefix.
     """
     prefix = _strip_suffix(os.fspath(prefix))
     folder, name = os.path.split(prefix)
     folder_path = Path(folder or ".")
     if not name or os.path.isdir(prefix):
         raise ValueError(f"prefix: expected a checkpoint prefix such as 'runs/model.ckpt', got {prefix!r}")
-    existing = [Path(prefix + ".index")] + _data_files(prefix)
-    if any(p.exists() for p in existing) and not force:
-        raise FileExistsError(f"{prefix}: TF1 checkpoint already exists; pass --force (force=True) to overwrite it")
+    _check_targets(prefix, force)
+    state_text = _state_file_text(folder_path, name, force)
     tensors = _checkpoint_tensors(params, optimizer_state, spec, train)
-    folder_path.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=folder_path))
+    try:
+        folder_path.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=folder_path))
+    except OSError as exc:
+        raise ValueError(f"{prefix}: cannot be written ({os_reason(exc)})") from exc
     try:
         _write_with_saver(tensors, str(tmp_dir / name))
-        new_data = [p for p in tmp_dir.iterdir() if _DATA_FILE.match(p.name)]
-        index = Path(prefix + ".index")
-        if index.exists():
-            index.unlink()  # from here until the new index lands, no checkpoint named `prefix` exists
-        for old in _data_files(prefix):
-            if old.name not in {p.name for p in new_data}:
-                old.unlink()
-        for data in new_data:
-            os.replace(data, folder_path / data.name)
-        os.replace(tmp_dir / (name + ".index"), index)
+        (tmp_dir / "checkpoint").write_text(state_text)
+        for written in tmp_dir.iterdir():
+            apply_default_mode(written)
+        _move_into_place(tmp_dir, prefix)
+    except OSError as exc:
+        raise ValueError(f"{prefix}: could not be written ({os_reason(exc)})") from exc
+    except tf.errors.OpError as exc:
+        raise ValueError(f"{prefix}: could not be written ({one_line(exc)})") from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    _update_state_file(folder_path, name)
     return prefix
+
+
+def _move_into_place(tmp_dir: Path, prefix: str) -> None:
+    """Move a fully written checkpoint from ``tmp_dir`` to ``prefix``: data first, the ``.index``
+    next (a checkpoint exists only once its index does), the folder's state file last."""
+    folder_path = Path(prefix).parent
+    new_data = [p for p in tmp_dir.iterdir() if _DATA_FILE.match(p.name)]
+    index = Path(prefix + ".index")
+    if index.exists():
+        index.unlink()  # from here until the new index lands, no checkpoint named `prefix` exists
+    for old in _data_files(prefix):
+        if old.name not in {p.name for p in new_data}:
+            old.unlink()
+    for data in new_data:
+        os.replace(data, folder_path / data.name)
+    os.replace(tmp_dir / (Path(prefix).name + ".index"), index)
+    os.replace(tmp_dir / "checkpoint", folder_path / "checkpoint")

@@ -16,6 +16,7 @@ names the tensor, what was expected and what was got, and whose ``report`` lists
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -25,6 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from reference.fileio import atomic_path
+from reference.validate import check_finite
+from reference.weights_io import existing_file
 from reference.spec import COURSE_MODEL, PARAM_NAMES, ModelSpec, param_shapes
 from torch_model.ops import dense_kernel_from_torch, dense_kernel_to_torch, hwio_to_oihw, oihw_to_hwio
 
@@ -199,26 +202,55 @@ def params_from_module(module: nn.Module) -> dict[str, np.ndarray]:
 
 def save_state_dict(params: Mapping[str, np.ndarray], path: str | os.PathLike, force: bool = False,
                     spec: ModelSpec = COURSE_MODEL) -> Path:
-    """Write canonical ``params`` as a PyTorch state-dict file (``torch.save``), atomically."""
+    """Write canonical ``params`` as a PyTorch state-dict file (``torch.save``), atomically.
+
+    Reproducible: ``torch.save`` names the zip's root folder after a file *name* (here the random
+    temporary one) but ``archive`` for an open handle, so it is given a handle.
+    """
     state_dict = params_to_state_dict(params, spec)
     with atomic_path(path, force=force) as tmp:
-        torch.save(state_dict, tmp)
+        with open(tmp, "wb") as handle:
+            try:
+                torch.save(state_dict, handle)
+            except RuntimeError as exc:  # torch reports a failed write (a full disk) as RuntimeError
+                raise OSError(f"torch.save failed: {' '.join(str(exc).split())}") from exc
     return Path(path)
 
 
-def load_state_dict_file(path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
-    """Read a state-dict file written by :func:`save_state_dict` (or by a SignsConvNet) as params."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if not path.is_file():
-        raise ValueError(f"{path}: expected a PyTorch state-dict file, got a directory or special file")
+def _load_error_reason(exc: BaseException) -> str:
+    """The informative part of a ``torch.load`` error, whole (never cut mid-sentence).
+
+    ``weights_only`` refusals open with generic advice (including "re-run with weights_only=False",
+    which would execute the file's code) and put the actual reason after "WeightsUnpickler error:";
+    other errors say it on their first line.
+    """
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].split("Check the documentation", 1)[0]
+        return f"weights_only refused it: {' '.join(reason.split())}"
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {' '.join(first_line.split())}".rstrip(": ")
+
+
+def load_state_dict_file(
+    path: str | os.PathLike, spec: ModelSpec = COURSE_MODEL, *, allow_nonfinite: bool = False
+) -> dict[str, np.ndarray]:
+    """Read a state-dict file written by :func:`save_state_dict` (or by a SignsConvNet) as params.
+
+    Loaded with ``weights_only=True`` (no pickled code runs). NaN or inf is refused
+    (``reference.weights_io.check_finite``) unless ``allow_nonfinite``.
+    """
+    path = existing_file(path, "PyTorch state-dict file")
     try:
-        state_dict = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # a damaged file can also warn ("pickle protocol 34"): the error says it
+            warnings.simplefilter("ignore")
+            state_dict = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch.load raises RuntimeError, EOFError, KeyError, UnpicklingError...
-        first_line = (str(exc).splitlines() or [""])[0][:160]
         raise ValueError(
-            f"{path}: expected a PyTorch state-dict file, got an unreadable one "
-            f"({type(exc).__name__}: {first_line})"
+            f"{path}: expected a PyTorch state-dict file, got an unreadable one ({_load_error_reason(exc)})"
         ) from exc
-    return state_dict_to_params(state_dict, spec, where=str(path))
+    params = state_dict_to_params(state_dict, spec, where=str(path))
+    if not allow_nonfinite:
+        check_finite(params, source=str(path))
+    return params

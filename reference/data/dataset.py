@@ -12,8 +12,8 @@ import numpy as np
 
 from reference.data.course_h5 import read_signs_h5
 from reference.data.images import read_image_folder
-from reference.data.layout import SPLITS, check_split, course_classes
-from reference.data.paths import find_split_source
+from reference.data.layout import DEFAULT_MAX_IMAGES, SPLITS, check_split, course_classes
+from reference.data.paths import find_split_source, resolve_data_dir
 from reference.spec import COURSE_MODEL
 
 __all__ = [
@@ -39,17 +39,23 @@ class SplitArrays:
 
 
 def load_split(
-    data_dir: str | os.PathLike | None, split: str, *, progress: bool | None = None
+    data_dir: str | os.PathLike | None, split: str, *, progress: bool | None = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
 ) -> SplitArrays:
     """Load one split from a data directory, h5 or image folder (see :func:`find_split_source`).
 
     An image folder must hold 64x64 RGB images (import with ``--resize`` to convert others).
+    A split of more than ``max_images`` images is refused before it is read.
     """
     source = find_split_source(data_dir, split)
     if source.is_file():
-        X, y, classes, files = read_signs_h5(source, split)
+        X, y, classes, files = read_signs_h5(source, split, max_images=max_images)
         return SplitArrays(X, y, classes, source, files)
-    folder = read_image_folder(source, resize=False, progress=progress)
+    # The commands loading data (train, evaluate, verify) have no --resize: say how to convert.
+    h5_path = resolve_data_dir(data_dir) / f"{split}_signs.h5"  # looked for before the folder
+    hint = (f"convert them with `signs import-images {source} {h5_path} --split {split} --resize`, "
+            "which is then used instead of the folder")
+    folder = read_image_folder(source, resize=False, progress=progress, resize_hint=hint, max_images=max_images)
     return SplitArrays(folder.X_orig, folder.y, course_classes(), source, folder.files)
 
 
@@ -152,6 +158,7 @@ def load_signs(
     dtype=np.float32,
     splits: Iterable[str] = SPLITS,
     progress: bool | None = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
 ) -> SignsData:
     """Load a data directory and apply the notebook's preprocessing.
 
@@ -160,10 +167,11 @@ def load_signs(
     data_dir : the ``--data`` folder; ``None`` = the project's ``data/``.
     dtype : float32 (default) or float64 for X and Y.
     splits : which splits to load; the others are ``None`` in the result.
+    max_images : the most images one split may hold (``--max-images``), checked before reading.
     """
     dtype = _float_dtype(dtype)
     splits = tuple(check_split(s) for s in splits)
-    arrays = {split: load_split(data_dir, split, progress=progress) for split in splits}
+    arrays = {split: load_split(data_dir, split, progress=progress, max_images=max_images) for split in splits}
 
     def pick(split, fn):
         return fn(arrays[split]) if split in arrays else None

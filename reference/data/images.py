@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from reference.data.layout import IMAGE_SHAPE, IMAGE_SUFFIXES
+from reference.data.layout import DEFAULT_MAX_IMAGES, IMAGE_SHAPE, IMAGE_SUFFIXES, check_max_images
 from reference.messages import listing, one_line, use_progress
 from reference.spec import COURSE_TRAINING
 
@@ -124,12 +124,14 @@ def read_image(path: str | os.PathLike, *, resize: bool) -> tuple[np.ndarray | N
     n_H, n_W, _ = IMAGE_SHAPE
     try:
         with Image.open(path) as im:
-            im.load()
-            if im.mode == "RGB" and im.size == (n_W, n_H):
-                return np.asarray(im, dtype=np.uint8), None
-            found = f"{im.size[0]}x{im.size[1]} {im.mode}"
-            if not resize:
+            # Size and mode come from the header: a wrong image is refused before it is decoded.
+            fits = im.mode == "RGB" and im.size == (n_W, n_H)
+            found = None if fits else f"{im.size[0]}x{im.size[1]} {im.mode}"
+            if not fits and not resize:
                 return None, found
+            im.load()
+            if fits:
+                return np.asarray(im, dtype=np.uint8), None
             fitted = ImageOps.fit(im.convert("RGB"), (n_W, n_H), method=Image.Resampling.LANCZOS)
             return np.asarray(fitted, dtype=np.uint8), found
     # PIL raises OSError (UnidentifiedImageError, truncated data), ValueError or a bomb error.
@@ -138,7 +140,9 @@ def read_image(path: str | os.PathLike, *, resize: bool) -> tuple[np.ndarray | N
 
 
 def read_image_folder(
-    src_dir: str | os.PathLike, *, resize: bool = False, progress: bool | None = None
+    src_dir: str | os.PathLike, *, resize: bool = False, progress: bool | None = None,
+    resize_hint: str = "pass --resize / resize=True to convert them",
+    max_images: int = DEFAULT_MAX_IMAGES,
 ) -> ImageFolder:
     """Read every ``{label}_...`` image of ``src_dir`` into memory.
 
@@ -146,7 +150,8 @@ def read_image_folder(
     ----------
     src_dir : folder of images named ``{label}_...``.
     resize : if False (default) every image must already be 64x64 RGB and anything else is refused,
-        naming what was found. If True, other images are converted as :func:`read_image` does.
+        naming what was found (the message ends with ``resize_hint``, how the caller's user can
+        convert them). If True, other images are converted as :func:`read_image` does.
     progress : show a tqdm bar; ``None`` shows one only when stderr is a terminal.
 
     Raises
@@ -159,6 +164,7 @@ def read_image_folder(
 
     src_dir = Path(src_dir)
     names, skipped = list_image_files(src_dir)
+    check_max_images(len(names), max_images, str(src_dir))
     n_H, n_W, n_C = IMAGE_SHAPE
     X = np.empty((len(names), n_H, n_W, n_C), dtype=np.uint8)
     y = np.array([label_from_filename(name) for name in names], dtype=np.int64)
@@ -175,6 +181,6 @@ def read_image_folder(
     if wrong:
         raise ValueError(
             f"{src_dir}: {len(wrong)} of {len(names)} images are not {n_W}x{n_H} RGB "
-            f"(pass --resize / resize=True to convert them): {listing(wrong)}"
+            f"({resize_hint}): {listing(wrong)}"
         )
     return ImageFolder(X_orig=X, y=y, files=names, source=src_dir, skipped=skipped, n_resized=n_resized)

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from reference.data.images import read_image_folder
-from reference.data.layout import IMAGE_SHAPE, check_split, course_classes
+from reference.data.layout import DEFAULT_MAX_IMAGES, IMAGE_SHAPE, check_split, course_classes
 from reference.fileio import atomic_path, check_writable
 from reference.messages import listing
 
@@ -55,6 +55,7 @@ def import_images(
     force: bool = False,
     *,
     progress: bool | None = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
 ) -> ImportResult:
     """Write an image folder (files ``{label}_...``) as a course-layout h5 file.
 
@@ -70,7 +71,7 @@ def import_images(
         ``out_h5`` exists and ``force`` is False (checked before any image is read).
     FileNotFoundError, ValueError
         See :func:`read_image_folder`; also a split that contradicts the file name
-        (``--split test`` into ``train_signs.h5``).
+        (``--split test`` into ``train_signs.h5``); more than ``max_images`` images.
     """
     check_split(split)
     out_h5 = Path(out_h5)
@@ -81,7 +82,7 @@ def import_images(
             f"but split is {split!r}; name it {split}_signs.h5"
         )
     check_writable(out_h5, force)  # fail before spending time reading images
-    folder = read_image_folder(src_dir, resize=resize, progress=progress)
+    folder = read_image_folder(src_dir, resize=resize, progress=progress, max_images=max_images)
     with atomic_path(out_h5, force=force) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.create_dataset(f"{split}_set_x", data=folder.X_orig)

@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--from", dest="src_fmt", choices=_FORMATS)
     parser.add_argument("--to", dest="dst_fmt", choices=_FORMATS)
     parser.add_argument("--force", action="store_true", help="overwrite an existing destination")
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="convert weights holding NaN or inf (refused by default: every other "
+                        "command refuses to use them)")
     parser.set_defaults(func=run)
 
 
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from signs.convert import describe, detect_format, load_weights, save_weights
 
     src_fmt = args.src_fmt or detect_format(args.src)
-    params, metadata = load_weights(args.src, src_fmt)
+    params, metadata = load_weights(args.src, src_fmt, allow_nonfinite=args.allow_nonfinite)
     carried = {k: v for k, v in metadata.items() if k not in ("format_version", "layout", "dtype", "source")}
     carried["converted_from"] = f"{src_fmt}:{args.src}"
     dst_fmt = save_weights(params, args.dst, args.dst_fmt, metadata=carried, force=args.force)

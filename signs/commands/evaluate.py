@@ -55,26 +55,48 @@ def split_report(backend, params, X, Y, *, device: str, n_classes: int) -> dict:
     }
 
 
+def output_folder(out: str | None, weights: Path, force: bool) -> Path:
+    """Where the evaluation files go, checked before any work is done.
+
+    ``--out`` when given (an error if its files cannot be written); otherwise the weight file's
+    folder, or, when that cannot be written (read-only, no permission), the working directory
+    with a note.
+    """
+    from reference.fileio import check_writable
+
+    def check(folder: Path) -> Path:
+        for name in (CONFUSION_PLOT_NAME, EVALUATION_NAME):
+            check_writable(folder / name, force)
+        return folder
+
+    if out is not None:
+        return check(Path(out))
+    try:
+        return check(weights.parent)
+    except ValueError as exc:
+        here = Path.cwd()
+        print(f"note: cannot write next to the weights ({exc}); writing to {here} instead (or pass --out DIR)")
+        return check(here)
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from reference.data.dataset import load_signs
     from reference.data.layout import SPLITS
-    from reference.fileio import atomic_path, check_writable
+    from reference.fileio import atomic_path
     from signs.backends import get_backend
     from signs.convert import load_weights
     from signs.plots import format_confusion_table, save_confusion_plot
     from signs.training.metrics import subset
 
     weights = Path(args.weights)
-    out_dir = Path(args.out) if args.out is not None else weights.parent
+    out_dir = output_folder(args.out, weights, args.force)
     plot_path, json_path = out_dir / CONFUSION_PLOT_NAME, out_dir / EVALUATION_NAME
-    for path in (plot_path, json_path):
-        check_writable(path, args.force)  # fail before the work
     params, _metadata = load_weights(weights)
     dtype = next(iter(params.values())).dtype
     splits = SPLITS if args.split == "both" else (args.split,)
-    data = subset(load_signs(args.data, dtype=dtype, splits=splits), args.limit)
+    data = subset(load_signs(args.data, dtype=dtype, splits=splits, max_images=args.max_images), args.limit)
     backend = get_backend(args.backend)
     n_classes = len(data.classes)
     class_names = [str(int(c)) for c in data.classes]

@@ -10,6 +10,8 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from signs.cli_args import add_max_images_argument
+
     parser = subparsers.add_parser(
         "import-images",
         help="build a course-layout {split}_signs.h5 from a folder of {label}_*.jpg images",
@@ -35,6 +37,7 @@ def register(subparsers) -> None:
         "(otherwise they are refused)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT.h5 if it exists")
+    add_max_images_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from reference.data.importer import import_images
 
     result = import_images(
-        args.src_dir, args.out_h5, split=args.split, resize=args.resize, force=args.force
+        args.src_dir, args.out_h5, split=args.split, resize=args.resize, force=args.force,
+        max_images=args.max_images,
     )
     print(result.summary())
     return 0

@@ -28,8 +28,10 @@ first epochs (the cost then stays at ln 6 = 1.79): see signs/training/recipes.py
 default 0). The course's initial weights and batch order are fixed, so --seed with --init course and
 --recipe course is refused.
 
-The run folder (--out) receives weights.safetensors, metrics.json, cost.png and checkpoint.npz
-(rewritten after every epoch). Ctrl-C keeps the checkpoint of the last completed epoch; continue
+The run folder (--out) receives weights.safetensors and checkpoint.npz (both rewritten after every
+epoch, so a stopped run leaves the weights of its last completed epoch), metrics.json and
+cost.png. --force replaces an earlier run's files only once the new run has started. Ctrl-C keeps
+the checkpoint of the last completed epoch; continue
 with the same options plus --resume.
 """
 
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         NonFiniteLoss,
         RunConfig,
         TrainingInterrupted,
+        check_run_folder,
         default_out_dir,
         train,
     )
@@ -120,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
     recipe = build_recipe(args)
     config = RunConfig(backend=args.backend, recipe=recipe, dtype=args.dtype, device=args.device,
                        eval_every=args.eval_every)
-    data = subset(load_signs(args.data, dtype=args.dtype), args.limit)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit: expected a positive integer, got {args.limit}")
     out_dir = args.out if args.out is not None else default_out_dir(args.backend, recipe.name)
+    check_run_folder(config, out_dir, resume=args.resume, force=args.force)  # before the slow part
+    data = subset(load_signs(args.data, dtype=args.dtype, max_images=args.max_images), args.limit)
     print("data used:")
     print(data.describe())
     if args.limit is not None:

@@ -14,6 +14,8 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from signs.cli_args import add_max_images_argument
+
     parser = subparsers.add_parser(
         "verify",
         help="run the same weights through NumPy, TF and PyTorch and compare every layer",
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
                         help="use the test images of data directory DIR (test_signs.h5 or an image "
                         "folder test/ or jpg/test/; X / 255, one-hot labels) instead of the course "
                         "vectors, e.g. --data ../shared/data/signs")
+    add_max_images_argument(parser)
     parser.add_argument("--batch", type=int, metavar="N",
                         help="examples per check (default: 2 course vectors, or all test images "
                         "with --data)")
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         strict=args.strict,
+        max_images=args.max_images,
     )
     if args.json_out:
         check_writable(args.json_out, args.force)  # refuse before spending time on the check

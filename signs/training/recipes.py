@@ -122,7 +122,7 @@ class Recipe:
             raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
-        check_learning_rate(self.train.learning_rate)
+        check_learning_rate(self.train.learning_rate, "learning_rate (--lr)")
         batch, epochs = self.train.mini_batch_size, self.train.num_epochs
         if int(batch) != batch or batch < 1:
             raise ValueError(f"mini_batch_size: expected a positive integer, got {batch!r}")

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from reference.data.layout import DEFAULT_MAX_IMAGES
 from reference.spec import COURSE_MODEL, ModelSpec
 from signs.backends import BACKENDS, BackendUnavailable, get_backend
 
@@ -49,6 +50,7 @@ class VerifyOptions:
     device: str = "cpu"
     seed: int = COURSE_SEED
     strict: bool = False  # proven max-pool near-ties ("tie") fail too
+    max_images: int = DEFAULT_MAX_IMAGES  # with ``data``: the most test images read
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def course_vectors(m: int = COURSE_BATCH, seed: int = COURSE_SEED,
     return Inputs(X, Y, description)
 
 
-def data_inputs(data_dir: str, m: int | None = None) -> Inputs:
+def data_inputs(data_dir: str, m: int | None = None, max_images: int = DEFAULT_MAX_IMAGES) -> Inputs:
     """The first ``m`` (default: all) test images of ``data_dir``, ``X / 255`` and one-hot labels.
 
     Returns
@@ -131,7 +133,7 @@ def data_inputs(data_dir: str, m: int | None = None) -> Inputs:
     """
     from reference.data.dataset import load_signs
 
-    data = load_signs(data_dir, dtype=np.float64, splits=("test",), progress=False)
+    data = load_signs(data_dir, dtype=np.float64, splits=("test",), progress=False, max_images=max_images)
     total = data.X_test.shape[0]
     if m is None:
         m = total
@@ -151,7 +153,7 @@ def load_params(weights: str | None) -> tuple[dict[str, np.ndarray], str]:
         return course_init(dtype=np.float64), "course-exact initial weights (reference.init.course_init)"
     from signs.convert import load_weights
 
-    params, metadata = load_weights(weights)
+    params, metadata = load_weights(weights, allow_nonfinite=True)  # reported as a failure row
     fmt = metadata.get("source_format", "")
     return params, f"{weights}" + (f" ({fmt})" if fmt else "")
 

@@ -150,7 +150,7 @@ def run_verification(options: VerifyOptions = VerifyOptions(), *,
         m = COURSE_BATCH if options.batch is None else options.batch
         inputs = course_vectors(m, options.seed, spec)
     else:
-        inputs = data_inputs(options.data, options.batch)
+        inputs = data_inputs(options.data, options.batch, options.max_images)
     backends, skipped = load_backends(options.backends)
     result = VerifyResult(options, tuple(backends), skipped, weights_text, inputs.description,
                           inputs.X.shape[0])

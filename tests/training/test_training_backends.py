@@ -95,9 +95,11 @@ def test_interrupt_then_resume_is_bitwise_identical(uninterrupted, small_data, t
     with pytest.raises(TrainingInterrupted, match="--resume") as caught:
         train(config, small_data(), tmp_path, progress=False, echo=quiet)
     assert caught.value.completed == 1
-    assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 1
+    stopped = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert stopped.epoch == 1
     assert json.loads((tmp_path / METRICS_NAME).read_text())["status"] == "interrupted"
-    assert not (tmp_path / WEIGHTS_NAME).exists()
+    # The stopped run is usable: its weights are the last completed epoch's (issue 13.3).
+    assert_params_bitwise_equal(load_safetensors(tmp_path / WEIGHTS_NAME)[0], stopped.params)
 
     monkeypatch.undo()
     resumed = train(config, small_data(), tmp_path, resume=True, progress=False, echo=quiet)

@@ -115,7 +115,8 @@ def test_huge_learning_rate_stops_with_clear_error(fast_data_dir, tmp_path, capf
     assert checkpoint.epoch == 0  # the initial weights: the last good state
     assert all(np.all(np.isfinite(p)) for p in checkpoint.params.values())
     assert json.loads((out / METRICS_NAME).read_text())["status"] == "non-finite loss"
-    assert not (out / WEIGHTS_NAME).exists()
+    weights, _ = load_safetensors(out / WEIGHTS_NAME)  # the last good weights, usable (issue 13.3)
+    assert_params_bitwise_equal(weights, checkpoint.params)
 
 
 def test_nan_batch_cost_keeps_last_good_checkpoint(fast_data_dir, two_epoch_run, tmp_path, capfd, monkeypatch):
