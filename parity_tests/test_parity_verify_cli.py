@@ -164,6 +164,33 @@ def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, caps
         assert f"{victim} disagrees with" in out
 
 
+def test_a_float32_only_disagreement_fails_the_verdict(parity_backends, capsys, monkeypatch):
+    """The course vectors (no data needed): float64 agrees, float32 logits are off by 1e-2 in
+    one backend. The verdict must count the float32 report."""
+    victim = list(parity_backends)[-1]
+    real = signs.verify.get_backend
+
+    def forward_backward(params, X, Y, **kwargs):
+        results = real(victim).forward_backward(params, X, Y, **kwargs)
+        if X.dtype == np.float32:
+            results["Z3"] = results["Z3"] + np.float32(1e-2)
+        return results
+
+    def get_backend(name):
+        if name == victim:
+            return types.SimpleNamespace(NAME=victim, forward_backward=forward_backward)
+        return real(name)
+
+    monkeypatch.setattr(signs.verify, "get_backend", get_backend)
+    code, out, _ = run_cli(capsys, "--dtype", "both", "--json")
+    printed = json.loads(out)
+    assert code == 1 and printed["exit_code"] == 1 and printed["ok"] is False
+    code, out, _ = run_cli(capsys, "--dtype", "both")
+    assert code == 1
+    assert verdict(out).startswith("verdict: FAIL: 1 of 2 checks fail")
+    assert "float32: forward and backward, batch 2: Z3" in verdict(out)
+
+
 def test_verify_library_call_matches_cli(parity_backends):
     result = signs.verify.run_verification(signs.verify.VerifyOptions(dtypes=("float64",)))
     assert result.exit_code == 0 and result.batch == 2
