@@ -10,7 +10,7 @@ runs its tests by node id and restores the file (in a ``finally``); the working 
 never written. Prints one table row per mutant: caught, MISSED or STALE. Exit status 1 if any
 mutant is missed or stale (or the unmutated tests fail), else 0.
 
-Not part of CI (about five minutes on two cores); run it after changing a test that one of these
+Not part of CI (about 10 minutes on two busy cores); run it after changing a test that one of these
 mutants names, and add a mutant with every test written to catch a bug.
 """
 
