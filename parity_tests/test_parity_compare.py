@@ -198,6 +198,29 @@ def test_pool_argmax_is_the_first_maximum_with_same_padding():
     np.testing.assert_array_equal(argmax, [[1, 0, 0], [0, 1, 0]])
 
 
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("window, stride", [(2, 2), (3, 2), (2, 3), (3, 3)])
+def test_pool_windows_route_as_the_max_pool_backward_with_any_padding(padding, window, stride):
+    """signs.ties reads windows and first maxima where the max-pool backward does, for SAME and
+    VALID, overlapping windows, strides past the window, and inputs the windows do not tile."""
+    from reference.fast_layers import pool_backward_fast, pool_forward_fast
+    from reference.spec import PoolSpec
+    from signs.ties import pool_argmax, pool_windows
+
+    rng = np.random.default_rng(10 * window + stride)
+    A = rng.integers(0, 3, size=(2, 7, 8, 3)).astype(np.float64)  # small integers: many ties
+    pool = PoolSpec("p", window=window, stride=stride, padding=padding)
+    windows, (top, left) = pool_windows(A, pool)
+    np.testing.assert_array_equal(windows.max(axis=-1), pool_forward_fast(A, pool.hparameters)[0])
+    first = pool_argmax(A, pool)
+    G = rng.integers(1, 100, size=first.shape).astype(np.float64)  # overlapping windows add exactly
+    expected = np.zeros_like(A)  # each window's gradient at its first maximum, by hand
+    for (n, oh, ow, c), k in np.ndenumerate(first):
+        i, j = divmod(int(k), window)
+        expected[n, oh * stride + i - top, ow * stride + j - left, c] += G[n, oh, ow, c]
+    np.testing.assert_array_equal(pool_backward_fast(G, (A, pool.hparameters), "max"), expected)
+
+
 def test_near_tie_notes_name_the_pool_and_pair():
     from reference.spec import COURSE_MODEL
     from signs.verify.forward import near_tie_notes

@@ -6,6 +6,7 @@ VALID and explicit padding, input sizes that the stride does not divide, max and
 and max pools over integer-valued inputs, where windows hold ties (every framework routes a
 window's gradient to its first maximum in row-major order, and so does
 ``reference.fast_layers``). Backward passes use a random upstream gradient (never all ones).
+Conv cases add a non-zero bias (the model's convs have none), so db is compared too.
 
 Implementations compared, every pair (float64: 1e-10 relative to the tensor's scale):
 numpy  ``reference.fast_layers`` (what the NumPy backend runs)
@@ -105,6 +106,11 @@ def _inputs(case: LayerCase):
     return x, w, rng
 
 
+def _conv_bias(case: LayerCase) -> np.ndarray:
+    """A non-zero bias (n_C,) per conv case (the model's convs have none), so db is compared."""
+    return np.random.default_rng(case.seed + 1).standard_normal(case.n_C).astype(case.dtype)
+
+
 # ---------------------------------------------------------------------------------------------
 # The three implementations: each returns {"out": y, "dx": dL/dx, ("dw": dL/dw)} for L = sum(G*y)
 
@@ -114,10 +120,11 @@ def run_numpy(case: LayerCase, x, w, G_of):
 
     pad = case.padding.lower() if isinstance(case.padding, str) else case.padding
     if case.kind == "conv":
-        y, cache = fast_layers.conv_forward_fast(x, w, None, {"stride": case.stride, "pad": pad})
+        b = _conv_bias(case).reshape(1, 1, 1, case.n_C)  # the course's bias layout
+        y, cache = fast_layers.conv_forward_fast(x, w, b, {"stride": case.stride, "pad": pad})
         G = G_of(y.shape)
-        dx, dw, _ = fast_layers.conv_backward_fast(G, cache)
-        return {"out": y, "dx": dx, "dw": dw}
+        dx, dw, db = fast_layers.conv_backward_fast(G, cache)
+        return {"out": y, "dx": dx, "dw": dw, "db": db.reshape(case.n_C)}
     hparameters = {"stride": case.stride, "f": case.kernel, "pad": pad}
     y, cache = fast_layers.pool_forward_fast(x, hparameters, mode=case.kind)
     G = G_of(y.shape)
@@ -138,10 +145,11 @@ def run_tf(case: LayerCase, x, w, G_of):
     with tf.GradientTape() as tape:
         tape.watch(x_t)
         if case.kind == "conv":
-            w_t = tf.constant(w)
+            w_t, b_t = tf.constant(w), tf.constant(_conv_bias(case))
             tape.watch(w_t)
-            watched.append(w_t)
-            y = tf.nn.conv2d(x_t, w_t, strides, padding)
+            tape.watch(b_t)
+            watched += [w_t, b_t]
+            y = tf.nn.bias_add(tf.nn.conv2d(x_t, w_t, strides, padding), b_t)
         elif case.kind == "max":
             y = tf.nn.max_pool2d(x_t, case.kernel, strides, padding)
         else:
@@ -150,7 +158,7 @@ def run_tf(case: LayerCase, x, w, G_of):
     grads = tape.gradient(y, watched, output_gradients=tf.constant(G))
     out = {"out": y.numpy(), "dx": grads[0].numpy()}
     if case.kind == "conv":
-        out["dw"] = grads[1].numpy()
+        out["dw"], out["db"] = grads[1].numpy(), grads[2].numpy()
     return out
 
 
@@ -166,8 +174,10 @@ def run_torch(case: LayerCase, x, w, G_of):
         # as the leaf trips PyTorch's float64 slow_conv2d backward: "grad_weight must be
         # contiguous"); the activations go through the NHWC <-> NCHW views of torch_model.ops.
         w_t = torch.tensor(np.ascontiguousarray(w.transpose(3, 2, 0, 1)), requires_grad=True)
+        b_t = torch.tensor(_conv_bias(case), requires_grad=True)
         with ops.no_tf32():
-            y = ops.nchw_to_nhwc(ops.conv2d(ops.nhwc_to_nchw(x_t), w_t, case.stride, padding))
+            z = ops.nchw_to_nhwc(ops.conv2d(ops.nhwc_to_nchw(x_t), w_t, case.stride, padding))
+            y = z + b_t  # NHWC: the bias broadcasts over the last (channel) axis
     elif case.kind == "max":
         y = ops.max_pool2d_nhwc(x_t, case.kernel, case.stride, padding)
     else:
@@ -177,6 +187,7 @@ def run_torch(case: LayerCase, x, w, G_of):
     out = {"out": y.detach().numpy().copy(), "dx": x_t.grad.numpy().copy()}
     if case.kind == "conv":
         out["dw"] = ops.oihw_to_hwio(w_t.grad).numpy().copy()
+        out["db"] = b_t.grad.numpy().copy()
     return out
 
 
@@ -242,9 +253,39 @@ def test_layer_forward_backward_agree(layer_frameworks, case):
                 failures.append(result.message())
     assert not failures, f"{case}\n" + "\n".join(failures)
     if case.integer_inputs:
-        # Ties really occur, and the gradient went to one cell per window (not to every tie).
-        dx = results[names[0]]["dx"]
-        assert np.count_nonzero(dx) <= upstream["G"].size
+        # Ties really occur (counted by hand on the input), and every implementation sent each
+        # window's gradient to one cell: the total is conserved (the course's rule, which gives
+        # it to every tied maximum, multiplies it).
+        if case.kernel != (1, 1):  # a one-cell window cannot tie
+            assert _tied_windows(case, x) > 0, "the integer inputs hold no tie: nothing is tested"
+        G = upstream["G"].astype(np.float64)
+        for name in names:
+            total = results[name]["dx"].astype(np.float64).sum()
+            assert abs(total - G.sum()) <= tolerance * np.abs(G).sum(), name
+
+
+def _tied_windows(case: LayerCase, x: np.ndarray) -> int:
+    """Pool windows of ``x`` whose maximum occurs more than once among their real cells,
+    counted with loops and the padding written out (TF's SAME rule), not with the layers."""
+    (f_h, f_w), (s_h, s_w) = case.kernel, case.stride
+    n_H, n_W = case.input_shape[1:3]
+    if case.padding == "VALID":
+        (top, bottom), (left, right) = (0, 0), (0, 0)
+    elif case.padding == "SAME":
+        def same(n, f, s):
+            total = max((-(-n // s) - 1) * s + f - n, 0)
+            return total // 2, total - total // 2
+        (top, bottom), (left, right) = same(n_H, f_h, s_h), same(n_W, f_w, s_w)
+    else:
+        (top, bottom), (left, right) = case.padding
+    tied = 0
+    for oh in range((n_H + top + bottom - f_h) // s_h + 1):
+        for ow in range((n_W + left + right - f_w) // s_w + 1):
+            r0, c0 = oh * s_h - top, ow * s_w - left
+            window = x[:, max(r0, 0):r0 + f_h, max(c0, 0):c0 + f_w, :]
+            top_values = window.max(axis=(1, 2), keepdims=True)
+            tied += int(np.count_nonzero((window == top_values).sum(axis=(1, 2)) > 1))
+    return tied
 
 
 def test_torch_conv2d_nhwc_backward_with_an_hwio_leaf(layer_frameworks):
@@ -267,7 +308,8 @@ def test_torch_conv2d_nhwc_backward_with_an_hwio_leaf(layer_frameworks):
         x_t = torch.tensor(x, requires_grad=True)
         w_t = torch.tensor(w, requires_grad=True)
         padding = case.padding.lower() if isinstance(case.padding, str) else case.padding
-        y = ops.conv2d_nhwc(x_t, w_t, case.stride, padding)
+        b_t = torch.tensor(_conv_bias(case), requires_grad=True)
+        y = ops.conv2d_nhwc(x_t, w_t, case.stride, padding) + b_t  # NHWC: bias on the last axis
         G = rng.standard_normal(tuple(y.shape)).astype(case.dtype)
         try:
             y.backward(torch.tensor(G))
@@ -275,7 +317,8 @@ def test_torch_conv2d_nhwc_backward_with_an_hwio_leaf(layer_frameworks):
             errors.append(f"{case.id}: {exc}")
             continue
         expected = run_numpy(case, x, w, lambda shape: G)
-        torch_out = {"out": y.detach().numpy(), "dx": x_t.grad.numpy(), "dw": w_t.grad.numpy()}
+        torch_out = {"out": y.detach().numpy(), "dx": x_t.grad.numpy(), "dw": w_t.grad.numpy(),
+                     "db": b_t.grad.numpy()}
         for quantity, value in expected.items():
             result = compare(quantity, value, torch_out[quantity], case.dtype,
                              tolerance=FLOAT64_PARITY, labels=("numpy", "torch"))

@@ -21,11 +21,26 @@ from parity_helpers import (
     make_inputs,
     make_labels,
 )
-from reference.spec import ACTIVATION_NAMES, activation_shapes, param_shapes
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, activation_shapes, param_shapes
 from signs.compare import compare_results
 from signs.tolerances import FLOAT64_PARITY
-from signs.verify.forward import forward_backward_all
+from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
 from signs.verify.options import cast_arrays, course_vectors
+
+# 60x44 inputs: SAME pools pad (P1 (8, 6), P2 (2, 2)) where VALID ones would crop (P1 (7, 5),
+# P2 (1, 1)), so a backend that pools VALID (or pads on the wrong side) cannot agree by luck.
+ODD_SPEC = COURSE_MODEL.with_input(60, 44)
+
+
+def _spec_case(spec, m: int = 3):
+    """(params float64 with a non-zero b3, X (m, n_H, n_W, 3) NHWC, soft Y) for ``spec``."""
+    from reference.init import glorot_init
+
+    params = glorot_init(11, spec, dtype=np.float64)
+    rng = np.random.default_rng(60)
+    params["b3"] = rng.uniform(-0.5, 0.5, size=params["b3"].shape)
+    X = rng.standard_normal((m, *spec.input_shape))
+    return params, X, make_labels("soft", m, seed=61)
 
 
 def _labels(kind: str, inputs: str, m: int, signs_test) -> np.ndarray:
@@ -112,3 +127,48 @@ def test_float64_outputs_are_computed_in_float64(parity_backends, shared_weights
             rounded = value.astype(np.float32).astype(np.float64)
             scale = np.abs(value).max()
             assert np.abs(rounded - value).max() / scale > 100 * FLOAT64_PARITY, (backend, name)
+
+
+def test_odd_spec_pools_differ_between_same_and_valid():
+    shapes = activation_shapes(ODD_SPEC, m=1)
+    assert shapes["P1"][1:3] == (8, 6) and shapes["P2"][1:3] == (2, 2)  # VALID: (7, 5), (1, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_forward_backward_agree_where_same_and_valid_pools_differ(parity_backends, dtype):
+    params, X, Y = _spec_case(ODD_SPEC)
+    results = forward_backward_all(parity_backends, cast_arrays(params, dtype), X.astype(dtype),
+                                   Y.astype(dtype), spec=ODD_SPEC)
+    title = f"60x44 inputs, {np.dtype(dtype).name}"
+    compare_results(results, FORWARD_BACKWARD_NAMES, dtype, title=title).raise_for_failure()
+
+
+@pytest.mark.parametrize("spec", [COURSE_MODEL, ODD_SPEC], ids=["64x64", "60x44"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_torch_training_forward_agrees_with_the_reference(parity_backends, spec, dtype):
+    """The torch Trainer runs ``SignsConvNet.forward`` (ReLU after each pool), not the
+    ``forward_with_activations`` that forward_backward compares: its logits, cost and parameter
+    gradients must agree with the NumPy reference too."""
+    if "torch" not in parity_backends:
+        pytest.skip("needs the torch backend")
+    import torch
+
+    from reference import model
+    from torch_model.backend import build_module, softmax_cross_entropy
+    from torch_model.convert import state_dict_to_params
+
+    params, X, Y = _spec_case(spec, 4)
+    params, X, Y = cast_arrays(params, dtype), X.astype(dtype), Y.astype(dtype)
+    module = build_module(params, spec)
+    logits = module(torch.from_numpy(X))
+    cost = softmax_cross_entropy(logits, torch.from_numpy(Y))
+    cost.backward()
+    grads = state_dict_to_params({key: p.grad for key, p in module.named_parameters()}, spec,
+                                 where="gradients")
+    trained = {"Z3": logits.detach().numpy(), "cost": cost.detach().numpy()}
+    trained.update({f"d{name}": grads[name] for name in PARAM_NAMES})
+    reference = model.forward_backward(params, X, Y, spec)
+    names = ("Z3", "cost", "dW1", "dW2", "dW3", "db3")
+    compare_results({"numpy": reference, "torch-train": trained}, names, dtype,
+                    title=f"torch training forward, {spec.input_shape}").raise_for_failure()
+

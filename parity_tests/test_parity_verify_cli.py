@@ -142,15 +142,12 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, capsys, monkeypatch):
-    """One backend whose pool1 output is off by 1e-3 (and everything after it, consistently)."""
-    victim = list(parity_backends)[-1]
+def plant_victim(monkeypatch, victim: str, change) -> None:
+    """Make backend ``victim`` return ``change(results, X)`` from its forward_backward."""
     real = signs.verify.options.get_backend
 
     def forward_backward(params, X, Y, **kwargs):
-        results = real(victim).forward_backward(params, X, Y, **kwargs)
-        results["P1"] = results["P1"] + results["P1"].dtype.type(1e-3)
-        return results
+        return change(real(victim).forward_backward(params, X, Y, **kwargs), X)
 
     def get_backend(name):
         if name == victim:
@@ -158,12 +155,42 @@ def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, caps
         return real(name)
 
     monkeypatch.setattr(signs.verify.options, "get_backend", get_backend)
+
+
+def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, capsys, monkeypatch):
+    """One backend whose pool1 output is off by 1e-3 (and everything after it, consistently)."""
+    victim = list(parity_backends)[-1]
+
+    def shift_p1(results, X):
+        results["P1"] = results["P1"] + results["P1"].dtype.type(1e-3)
+        return results
+
+    plant_victim(monkeypatch, victim, shift_p1)
     code, out, _ = run_cli(capsys, "--dtype", "float64")
     assert code == 1
     assert "first divergence: P1 (pool1)" in out
     assert verdict(out).startswith("verdict: FAIL") and "P1 (pool1)" in verdict(out)
     if len(parity_backends) == 3:
         assert f"{victim} disagrees with" in out
+
+
+def test_a_float32_only_disagreement_fails_the_verdict(parity_backends, capsys, monkeypatch):
+    """The course vectors (no data needed): float64 agrees, float32 logits are off by 1e-2 in
+    one backend. The verdict must count the float32 report."""
+
+    def shift_float32_logits(results, X):
+        if X.dtype == np.float32:
+            results["Z3"] = results["Z3"] + np.float32(1e-2)
+        return results
+
+    plant_victim(monkeypatch, list(parity_backends)[-1], shift_float32_logits)
+    code, out, _ = run_cli(capsys, "--dtype", "both", "--json")
+    printed = json.loads(out)
+    assert code == 1 and printed["exit_code"] == 1 and printed["ok"] is False
+    code, out, _ = run_cli(capsys, "--dtype", "both")
+    assert code == 1
+    assert verdict(out).startswith("verdict: FAIL: 1 of 2 checks fail")
+    assert "float32: forward and backward, batch 2: Z3" in verdict(out)
 
 
 def test_verify_library_call_matches_cli(parity_backends):

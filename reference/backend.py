@@ -1,8 +1,9 @@
 """The NumPy backend: the interface of ``signs.backends`` over :mod:`reference.model`.
 
 ``forward_backward`` and ``predict_logits`` use the vectorised layers (the loop layers are the
-course's teaching code, far too slow for whole batches); ``Trainer`` uses the fused training step
-:func:`reference.model.train_gradients` and TF1-exact :class:`reference.adam.Adam`.
+course's teaching code, far too slow for whole batches); ``Trainer`` uses the training step
+:func:`reference.model.train_gradients` (no dX; dW1 from one cell per pool1 window) and
+TF1-exact :class:`reference.adam.Adam`.
 """
 
 from __future__ import annotations

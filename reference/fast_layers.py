@@ -70,6 +70,8 @@ __all__ = [
     "max_pool_padded",
     "max_pool_backward_padded",
     "max_pool_first_positions",
+    "pool_windows",
+    "first_max_index",
     "conv_weight_grad_sparse",
     "CHUNK_ROWS",
 ]
@@ -463,6 +465,37 @@ def pool_forward_fast(A_prev, hparameters, mode="max"):
     return A, (A_prev, hparameters)
 
 
+def pool_windows(A_pad: np.ndarray, g: PoolGeometry) -> np.ndarray:
+    """Every pooling window of a padded input, its cells in row-major ``(i, j)`` order.
+
+    The one place that lays windows out (max-pool backward, the sparse training step and the
+    near-tie proof of ``signs.ties`` all read them from here).
+
+    Parameters
+    ----------
+    A_pad : ndarray (m, H_pad, W_pad, n_C), the input padded as ``g.padding`` says
+    g : PoolGeometry (any padding, stride and window; windows may overlap)
+
+    Returns
+    -------
+    windows : ndarray (m, n_H, n_W, n_C, f_h * f_w); window ``(oh, ow)`` starts at padded row
+        ``oh * s_h`` and column ``ow * s_w``. Cells past the last window are cropped.
+    """
+    m, n_C = A_pad.shape[0], A_pad.shape[3]
+    # sliding_window_view gives (m, H', W', n_C, f_h, f_w): every stride-1 window position.
+    windows = sliding_window_view(A_pad, (g.f_h, g.f_w), axis=(1, 2))
+    windows = windows[:, : (g.n_H - 1) * g.s_h + 1 : g.s_h, : (g.n_W - 1) * g.s_w + 1 : g.s_w]
+    return windows.reshape(m, g.n_H, g.n_W, n_C, g.f_h * g.f_w)
+
+
+def first_max_index(A_pad: np.ndarray, g: PoolGeometry) -> np.ndarray:
+    """Row-major index within its window of every window's first maximum, int (m, n_H, n_W, n_C).
+
+    ``A_pad`` is the max pool's input padded with ``-inf`` (padding never wins).
+    """
+    return pool_windows(A_pad, g).argmax(axis=-1)  # argmax returns the first maximum
+
+
 def _tiles(g: PoolGeometry) -> bool:
     """Windows tile the (cropped) padded input exactly: stride == window on both axes."""
     return g.s_h == g.f_h and g.s_w == g.f_w
@@ -530,11 +563,7 @@ def max_pool_backward_padded(A_pad: np.ndarray, M: np.ndarray, G: np.ndarray, g:
         dA_pad = np.zeros((m, H_pad, W_pad, n_C), dtype=G.dtype)
         dA_pad[:, : n_H * g.f_h, :W_c] = d_tiles
     else:
-        windows = sliding_window_view(A_pad, (g.f_h, g.f_w), axis=(1, 2))
-        windows = windows[:, : (n_H - 1) * g.s_h + 1 : g.s_h, : (n_W - 1) * g.s_w + 1 : g.s_w]
-        # (m, n_H, n_W, n_C, f_h, f_w) -> rows of f_h*f_w values in row-major window order;
-        # argmax returns the first maximum.
-        first = windows.reshape(m, n_H, n_W, n_C, g.f_h * g.f_w).argmax(axis=-1)
+        first = first_max_index(A_pad, g)
         dA_pad = np.zeros((m, H_pad, W_pad, n_C), dtype=G.dtype)
         zero = np.zeros((), dtype=G.dtype)
         for i in range(g.f_h):
@@ -628,10 +657,7 @@ def max_pool_first_positions(A_pad: np.ndarray, M: np.ndarray, g: PoolGeometry):
         row = oh * g.f_h + i
         ow = col // g.f_w
     else:
-        windows = sliding_window_view(A_pad, (g.f_h, g.f_w), axis=(1, 2))
-        windows = windows[:, : (n_H - 1) * g.s_h + 1 : g.s_h, : (n_W - 1) * g.s_w + 1 : g.s_w]
-        flat = windows.reshape(m, n_H, n_W, n_C, g.f_h * g.f_w)
-        first = flat.argmax(axis=-1)
+        first = first_max_index(A_pad, g)
         n, oh, ow, c = (axis.ravel() for axis in np.indices(M.shape, sparse=False))
         keep = ~np.isnan(M.ravel())
         i, j = np.divmod(first.ravel(), g.f_w)
@@ -661,7 +687,6 @@ def conv_weight_grad_sparse(A_pad: np.ndarray, g: ConvGeometry, n, h, w, c, valu
     -------
     dW : ndarray (f_h, f_w, n_C_prev, n_C)
     """
-    K = g.f_h * g.f_w * g.n_C_prev
     _, H_pad, W_pad, C = A_pad.shape
     # Gather from the flat input: patch k starts at element ((n*H_pad + h*s_h)*W_pad + w*s_w)*C
     # and its K elements sit at fixed offsets (i*W_pad + j)*C + ci in HWIO order.

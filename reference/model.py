@@ -17,13 +17,15 @@ and PyTorch do; ReLU's gradient is 0 at 0 (``Z > 0``), as in both frameworks.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from reference import fast_layers
 from reference import layers as loop_layers
 from reference.layers import ConvGeometry, PoolGeometry
 from reference.padding import pad_spatial
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, PARAM_NAMES, ModelSpec
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, ModelSpec, PoolSpec
 from reference.validate import check_batch, check_params
 
 __all__ = [
@@ -46,6 +48,9 @@ __all__ = [
 ]
 
 IMPLEMENTATIONS = ("fast", "loop")
+
+# model_backward's max-pool routing hook: route(pool, dP, dA) may move gradient within dA in place.
+PoolRoute = Callable[[PoolSpec, np.ndarray, np.ndarray], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,27 +156,6 @@ def softmax_cross_entropy_backward(Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Layer geometry from the spec
-# --------------------------------------------------------------------------------------------
-
-
-def _conv_hparameters(conv) -> dict:
-    return {"stride": conv.stride, "pad": conv.padding}
-
-
-def _conv_geometry(A_prev: np.ndarray, W: np.ndarray, conv) -> ConvGeometry:
-    return ConvGeometry(A_prev, W, None, _conv_hparameters(conv))
-
-
-def _pool_hparameters(pool) -> dict:
-    return {"stride": pool.stride, "f": pool.window, "pad": pool.padding}
-
-
-def _pool_geometry(A_prev: np.ndarray, pool) -> PoolGeometry:
-    return PoolGeometry(A_prev, _pool_hparameters(pool))
-
-
-# --------------------------------------------------------------------------------------------
 # Whole model
 # --------------------------------------------------------------------------------------------
 
@@ -203,10 +187,10 @@ def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fas
     pool_forward = loop_layers.pool_forward if impl == "loop" else fast_layers.pool_forward_fast
 
     def conv(A, W, layer):
-        return conv_forward(A, W, None, _conv_hparameters(layer))[0]
+        return conv_forward(A, W, None, layer.hparameters)[0]
 
     def pool(A, layer):
-        return pool_forward(A, _pool_hparameters(layer), "max")[0]
+        return pool_forward(A, layer.hparameters, "max")[0]
 
     acts: dict[str, np.ndarray] = {}
     acts["Z1"] = conv(X, params["W1"], spec.conv1)
@@ -220,8 +204,10 @@ def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fas
     return acts
 
 
-def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast", need_dX: bool = True) -> dict:
-    """Gradients of ``compute_cost(Z3, Y)`` for every parameter and the input.
+def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast",
+                   need_dX: bool = True, route: PoolRoute | None = None) -> dict:
+    """Gradients of ``compute_cost(Z3, Y)`` for every parameter and the input: the model's one
+    backward pass (training, ``signs verify`` and the near-tie proof of ``signs.ties`` all run it).
 
     Parameters
     ----------
@@ -229,7 +215,15 @@ def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MOD
     Y : (m, n_classes) labels, one-hot or soft, the params' dtype
     activations : the dict returned by :func:`model_forward` for the same ``params`` and ``X``
     need_dX : bool
-        Compute ``dX`` (not needed to train; skipping it saves a col2im on the largest layer).
+        Compute ``dX``. Training does not need it: then (fast layers, no ``route``) ``dW1`` is
+        gathered from the one cell per pool1 window that receives a gradient
+        (:func:`_conv1_weight_grad_sparse`) instead of an im2col of the whole batch.
+    route : callable ``route(pool, dP, dA) -> None``, optional
+        Called after each max-pool backward, before its ReLU backward, with the pool's
+        :class:`~reference.spec.PoolSpec`, the gradient ``dP`` of its output and ``dA`` of its
+        input (both NHWC); it may move gradient within ``dA`` in place (``signs.ties`` sends
+        near-tie windows to another cell). ``None``: every window's gradient stays at its first
+        maximum.
 
     Returns
     -------
@@ -243,29 +237,57 @@ def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MOD
     if missing:
         raise ValueError(f"activations: expected the dict from model_forward with {list(ACTIVATION_NAMES)}, missing {missing}")
     a = activations
-    grads: dict[str, np.ndarray] = {}
-    dZ3 = softmax_cross_entropy_backward(a["Z3"], Y)
-    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, a["F"], params["W3"])
-    dP2 = flatten_backward(dF, a["P2"].shape)
     if impl == "loop":
         conv_back, pool_back = loop_layers.conv_backward, loop_layers.pool_backward
     else:
         conv_back, pool_back = fast_layers.conv_backward_fast, fast_layers.pool_backward_fast
-    dA2 = pool_back(dP2, (a["A2"], _pool_hparameters(spec.pool2)), "max")
-    dZ2 = relu_backward(dA2, a["Z2"])
-    dP1, grads["dW2"], _ = conv_back(dZ2, (a["P1"], params["W2"], None, _conv_hparameters(spec.conv2)))
-    dA1 = pool_back(dP1, (a["A1"], _pool_hparameters(spec.pool1)), "max")
-    dZ1 = relu_backward(dA1, a["Z1"])
-    if impl == "fast" and not need_dX:
-        g1 = _conv_geometry(X, params["W1"], spec.conv1)
-        _, grads["dW1"] = fast_layers.conv_backward_padded(
-            dZ1, pad_spatial(X, g1.padding, 0), params["W1"], g1, need_dA=False
-        )
+
+    def pool_relu_back(dP, A, Z, pool):
+        """MAXPOOL then RELU backward: (m, n_H', n_W', n_C) -> dZ (m, n_H, n_W, n_C)."""
+        dA = pool_back(dP, (A, pool.hparameters), "max")
+        if route is not None:
+            route(pool, dP, dA)
+        return relu_backward(dA, Z)
+
+    grads: dict[str, np.ndarray] = {}
+    dZ3 = softmax_cross_entropy_backward(a["Z3"], Y)
+    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, a["F"], params["W3"])
+    dP2 = flatten_backward(dF, a["P2"].shape)
+    dZ2 = pool_relu_back(dP2, a["A2"], a["Z2"], spec.pool2)
+    dP1, grads["dW2"], _ = conv_back(dZ2, (a["P1"], params["W2"], None, spec.conv2.hparameters))
+    if impl == "fast" and not need_dX and route is None:
+        grads["dW1"] = _conv1_weight_grad_sparse(dP1, X, params["W1"], a, spec)
     else:
-        dX, grads["dW1"], _ = conv_back(dZ1, (X, params["W1"], None, _conv_hparameters(spec.conv1)))
+        dZ1 = pool_relu_back(dP1, a["A1"], a["Z1"], spec.pool1)
+        dX, grads["dW1"], _ = conv_back(dZ1, (X, params["W1"], None, spec.conv1.hparameters))
         if need_dX:
             grads["dX"] = dX
     return {name: grads[name] for name in GRADIENT_NAMES if name in grads}
+
+
+def _conv1_weight_grad_sparse(dP1: np.ndarray, X: np.ndarray, W1: np.ndarray, activations: dict,
+                              spec: ModelSpec) -> np.ndarray:
+    """``dW1`` (HWIO) from the cells of ``Z1`` that receive a gradient: one per pool1 window.
+
+    ReLU's mask is applied to the pooled gradient (``dP1 * (P1 > 0)``): a window whose maximum
+    is not positive sends nothing, and where it is positive, the first maximum of ``A1`` (the
+    pool's input) is the first maximum of ``Z1``, where ``Z1 > 0``. So ``dZ1`` is zero except at those cells, and
+    :func:`fast_layers.conv_weight_grad_sparse` gathers their input patches instead of an im2col
+    of the whole batch.
+    """
+    g1 = ConvGeometry(X, W1, None, spec.conv1.hparameters)
+    gp1 = PoolGeometry(activations["Z1"], spec.pool1.hparameters)
+    # Windows of Z1, not A1: A1's non-positive cells are all 0, a tie in almost every window
+    # whose ReLU is off, and resolving those ties costs more than pooling Z1 again.
+    Z1_pad = pad_spatial(activations["Z1"], gp1.padding, -np.inf)
+    M1 = fast_layers.max_pool_padded(Z1_pad, gp1)
+    window, n, row, col, c = fast_layers.max_pool_first_positions(Z1_pad, M1, gp1)
+    values = relu_backward(dP1, activations["P1"]).ravel()[window]
+    live = values != 0  # windows whose ReLU is off send nothing
+    (top, _), (left, _) = gp1.padding  # pool1 padding: A1_pad coordinates -> Z1 coordinates
+    return fast_layers.conv_weight_grad_sparse(
+        pad_spatial(X, g1.padding, 0), g1, n[live], row[live] - top, col[live] - left, c[live], values[live]
+    )
 
 
 def forward_backward(params, X, Y, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fast") -> dict:
@@ -284,19 +306,10 @@ def predict_logits(params, X, spec: ModelSpec = COURSE_MODEL) -> np.ndarray:
 
 
 def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
-    """The cost and the parameter gradients, as fast as NumPy allows (one training step).
+    """The cost and the parameter gradients of one training step.
 
-    The same mathematics as :func:`model_forward` + :func:`model_backward` (``need_dX=False``),
-    reorganised for speed; tests check that the two agree.
-
-    - ReLU and max-pool commute (``maxpool(relu(Z)) == relu(maxpool(Z))``), so the pools run on
-      ``Z`` and ReLU on the 64x smaller pooled maxima; ``A1``/``A2`` are never built.
-    - Backward, ReLU's mask is applied to the pooled gradient (``dP * (maxpool(Z) > 0)``); the
-      first maximum of a window of ``Z`` is the first maximum of ``relu(Z)`` wherever that
-      gradient is non-zero.
-    - ``dW1`` uses that only one cell per pooling window receives a gradient: it gathers those
-      cells' input patches (:func:`fast_layers.conv_weight_grad_sparse`) instead of an im2col of
-      the whole batch; ``dX`` is not computed.
+    :func:`model_forward` (fast layers) then :func:`model_backward` without ``dX``, which
+    gathers ``dW1`` from one cell per pool1 window (the step's largest saving).
 
     Parameters
     ----------
@@ -309,42 +322,6 @@ def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
     cost : NumPy scalar (params' dtype), for these params (before any update)
     grads : dict dW1 dW2 dW3 db3
     """
-    dtype = check_params(params, spec)
-    check_batch(X, Y, dtype, spec)
-    W1, W2, W3, b3 = (params[name] for name in PARAM_NAMES)
-
-    # Forward: CONV1 -> (RELU, POOL1 fused) -> CONV2 -> (RELU, POOL2 fused) -> FLATTEN -> DENSE
-    g1 = _conv_geometry(X, W1, spec.conv1)
-    X_pad = pad_spatial(X, g1.padding, 0)
-    Z1 = fast_layers.conv_forward_padded(X_pad, W1, g1)
-    gp1 = _pool_geometry(Z1, spec.pool1)
-    Z1_pad = pad_spatial(Z1, gp1.padding, -np.inf)
-    M1 = fast_layers.max_pool_padded(Z1_pad, gp1)
-    P1 = relu_forward(M1)
-    g2 = _conv_geometry(P1, W2, spec.conv2)
-    P1_pad = pad_spatial(P1, g2.padding, 0)
-    Z2 = fast_layers.conv_forward_padded(P1_pad, W2, g2)
-    gp2 = _pool_geometry(Z2, spec.pool2)
-    Z2_pad = pad_spatial(Z2, gp2.padding, -np.inf)
-    M2 = fast_layers.max_pool_padded(Z2_pad, gp2)
-    P2 = relu_forward(M2)
-    F = flatten_forward(P2)
-    Z3 = dense_forward(F, W3, b3)
-    cost = compute_cost(Z3, Y)
-
-    # Backward
-    grads: dict[str, np.ndarray] = {}
-    dZ3 = softmax_cross_entropy_backward(Z3, Y)
-    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, F, W3)
-    G2 = relu_backward(flatten_backward(dF, P2.shape), M2)  # RELU2 on the pooled gradient
-    dZ2 = fast_layers.max_pool_backward_padded(Z2_pad, M2, G2, gp2)
-    dP1, grads["dW2"] = fast_layers.conv_backward_padded(dZ2, P1_pad, W2, g2)
-    G1 = relu_backward(dP1, M1)  # RELU1 on the pooled gradient
-    window, n, row, col, c = fast_layers.max_pool_first_positions(Z1_pad, M1, gp1)
-    values = G1.ravel()[window]
-    live = values != 0  # windows whose ReLU is off send nothing
-    (top, _), (left, _) = gp1.padding
-    grads["dW1"] = fast_layers.conv_weight_grad_sparse(
-        X_pad, g1, n[live], row[live] - top, col[live] - left, c[live], values[live]
-    )
-    return cost, {name: grads[name] for name in GRADIENT_NAMES if name in grads}
+    check_batch(X, Y, check_params(params, spec), spec)
+    acts = model_forward(params, X, spec)
+    return compute_cost(acts["Z3"], Y), model_backward(params, X, Y, acts, spec, need_dX=False)

@@ -45,6 +45,11 @@ class ConvSpec:
     stride: int = 1
     padding: str = "SAME"
 
+    @property
+    def hparameters(self) -> dict:
+        """The layer functions' ``hparameters`` (``reference.layers.conv_forward``)."""
+        return {"stride": self.stride, "pad": self.padding}
+
 
 @dataclass(frozen=True)
 class PoolSpec:
@@ -54,6 +59,11 @@ class PoolSpec:
     window: int
     stride: int
     padding: str = "SAME"
+
+    @property
+    def hparameters(self) -> dict:
+        """The layer functions' ``hparameters`` (``reference.layers.pool_forward``)."""
+        return {"stride": self.stride, "f": self.window, "pad": self.padding}
 
 
 @dataclass(frozen=True)

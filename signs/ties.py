@@ -33,10 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from reference import fast_layers, model
-from reference.padding import pad_spatial, resolve_padding
+from reference.layers import PoolGeometry
+from reference.padding import pad_spatial
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, ModelSpec
 from signs.compare import compare, format_number
 from signs.tolerances import parity_tolerance
@@ -65,24 +65,23 @@ def _pools(spec: ModelSpec):
 
 
 def pool_windows(A: np.ndarray, pool) -> tuple[np.ndarray, tuple[int, int]]:
-    """Every window of a max pool as a view, and the (top, left) padding.
+    """Every window of a max pool, and the (top, left) padding.
 
     Parameters
     ----------
     A : (m, n_H, n_W, n_C) NHWC, the pool's input.
-    pool : reference.spec.PoolSpec (padding cells are -inf, as the max pool pads).
+    pool : reference.spec.PoolSpec, any padding (padding cells are -inf, as the max pool pads).
 
     Returns
     -------
-    windows : (m, n_H_out, n_W_out, n_C, f * f), each window's cells in row-major order.
+    windows : (m, n_H_out, n_W_out, n_C, f * f), each window's cells in row-major order
+        (:func:`reference.fast_layers.pool_windows`, the layout the max-pool backward uses).
     (top, left) : padding added before row 0 and column 0.
     """
-    (top, bottom), (left, right) = resolve_padding(pool.padding, A.shape[1:3], pool.window,
-                                                   pool.stride)
-    padded = pad_spatial(A, ((top, bottom), (left, right)), -np.inf)
-    windows = sliding_window_view(padded, (pool.window, pool.window), axis=(1, 2))
-    windows = windows[:, :: pool.stride, :: pool.stride]  # (m, n_H_out, n_W_out, n_C, f, f)
-    return windows.reshape(*windows.shape[:4], -1), (top, left)
+    g = PoolGeometry(A, pool.hparameters)
+    windows = fast_layers.pool_windows(pad_spatial(A, g.padding, -np.inf), g)
+    (top, _), (left, _) = g.padding
+    return windows, (top, left)
 
 
 def pool_argmax(A: np.ndarray, pool) -> np.ndarray:
@@ -181,10 +180,6 @@ def routing_differences(A_a: np.ndarray, A_b: np.ndarray, pool, band: float, *,
     return near_ties, outside
 
 
-def _pool_hparameters(pool) -> dict:
-    return {"stride": pool.stride, "f": pool.window, "pad": pool.padding}
-
-
 def _move_gradient(dA: np.ndarray, dP: np.ndarray, reroutes) -> None:
     """In place: send window gradient ``dP[window]`` to ``to_cell`` instead of ``from_cell``."""
     for r in reroutes:
@@ -196,10 +191,8 @@ def _move_gradient(dA: np.ndarray, dP: np.ndarray, reroutes) -> None:
 
 def rerouted_backward(params: dict, X: np.ndarray, Y: np.ndarray, activations: dict,
                       reroutes=(), spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
-    """The reference backward pass with some max-pool windows routed to another cell.
-
-    The same sequence of public reference functions as ``reference.model.model_backward`` (fast
-    layers), so with no reroutes the result is the NumPy backend's bit for bit.
+    """The reference backward pass (``reference.model.model_backward``, fast layers) with some
+    max-pool windows routed to another cell; with no reroutes it is the NumPy backend's result.
 
     Parameters
     ----------
@@ -213,25 +206,14 @@ def rerouted_backward(params: dict, X: np.ndarray, Y: np.ndarray, activations: d
     -------
     {"dW1", "dW2" (HWIO), "dW3", "db3", "dX" (NHWC)} in the params' dtype.
     """
-    a = activations
-    by_pool = {spec.pool1.name: [], spec.pool2.name: []}
+    by_pool: dict[str, list[Reroute]] = {spec.pool1.name: [], spec.pool2.name: []}
     for r in reroutes:
         by_pool[r.pool].append(r)
-    grads = {}
-    dZ3 = model.softmax_cross_entropy_backward(a["Z3"], Y)
-    dF, grads["dW3"], grads["db3"] = model.dense_backward(dZ3, a["F"], params["W3"])
-    dP2 = model.flatten_backward(dF, a["P2"].shape)
-    dA2 = fast_layers.pool_backward_fast(dP2, (a["A2"], _pool_hparameters(spec.pool2)), "max")
-    _move_gradient(dA2, dP2, by_pool[spec.pool2.name])
-    dZ2 = model.relu_backward(dA2, a["Z2"])
-    conv2 = {"stride": spec.conv2.stride, "pad": spec.conv2.padding}
-    dP1, grads["dW2"], _ = fast_layers.conv_backward_fast(dZ2, (a["P1"], params["W2"], None, conv2))
-    dA1 = fast_layers.pool_backward_fast(dP1, (a["A1"], _pool_hparameters(spec.pool1)), "max")
-    _move_gradient(dA1, dP1, by_pool[spec.pool1.name])
-    dZ1 = model.relu_backward(dA1, a["Z1"])
-    conv1 = {"stride": spec.conv1.stride, "pad": spec.conv1.padding}
-    grads["dX"], grads["dW1"], _ = fast_layers.conv_backward_fast(dZ1, (X, params["W1"], None, conv1))
-    return {name: grads[name] for name in GRADIENT_NAMES}
+
+    def route(pool, dP, dA):
+        _move_gradient(dA, dP, by_pool[pool.name])
+
+    return model.model_backward(params, X, Y, activations, spec, route=route)
 
 
 @dataclass

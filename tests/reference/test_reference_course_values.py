@@ -29,7 +29,6 @@ def test_zero_pad_shape_and_values():
     np.random.seed(1)
     x = np.random.randn(4, 3, 3, 2)
     x_pad = zero_pad(x, 2)
-    assert x.shape == (4, 3, 3, 2)
     assert x_pad.shape == (4, 7, 7, 2)
     np.testing.assert_array_equal(x_pad[1, 1], np.zeros((7, 2)))
     np.testing.assert_array_equal(x_pad[:, 2:5, 2:5, :], x)
@@ -113,8 +112,8 @@ def test_pool_backward(backward, mode, expected):
     A, cache = pool_forward(A_prev, hparameters)
     dA = np.random.randn(5, 4, 2, 2)
     dA_prev = backward(dA, cache, mode=mode)
-    # The notebook prints "mean of dA = 0.145713902729": the mean of the upstream dA, not of dA_prev.
-    assert abs(np.mean(dA) - 0.145713902729) < SCALAR_ATOL
+    # The notebook also prints "mean of dA = 0.145713902729", the mean of this test's own input
+    # (the upstream dA), which checks nothing of the layer; its dA_prev[1, 1] is checked below.
     assert dA_prev.shape == A_prev.shape
     np.testing.assert_allclose(dA_prev[1, 1], expected, rtol=0, atol=ARRAY_ATOL)
     # Both modes conserve the upstream gradient's total here (no ties, no padding).

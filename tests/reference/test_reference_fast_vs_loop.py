@@ -17,7 +17,6 @@ from reference import (
     pool_forward,
     pool_forward_fast,
 )
-from reference.padding import output_size, resolve_padding
 from signs.tolerances import LOOP_VS_FAST_FLOAT32, LOOP_VS_FAST_FLOAT64, relative_error
 
 PADS = [0, 1, 2, "same", "valid", ((1, 0), (2, 1))]
@@ -48,12 +47,34 @@ def pool_cases():
     return cases
 
 
+def direct_padding(pad, input_hw, kernel_hw, stride_hw):
+    """((top, bottom), (left, right)) written from TensorFlow's documentation, not from
+    reference.padding (the code under test): SAME gives ``n_out = ceil(n / s)`` and pads
+    ``max((n_out - 1) * s + f - n, 0)`` cells, the odd one at the bottom/right."""
+    if isinstance(pad, tuple):
+        return pad
+    if pad == "valid":
+        return ((0, 0), (0, 0))
+    if pad == "same":
+        amounts = []
+        for n, f, s in zip(input_hw, kernel_hw, stride_hw):
+            total = max((-(-n // s) - 1) * s + f - n, 0)
+            amounts.append((total // 2, total - total // 2))
+        return tuple(amounts)
+    return ((pad, pad), (pad, pad))
+
+
+def direct_output_size(input_hw, kernel_hw, stride_hw, padding):
+    """Windows that fit along each axis: ``floor((n + before + after - f) / s) + 1``."""
+    return tuple((n + sum(p) - f) // s + 1 for n, f, s, p in zip(input_hw, kernel_hw, stride_hw, padding))
+
+
 def conv_direct(A, W, b, stride, padding):
     """Z[n, h, w, o] = b[o] + sum A[n, h*s_h - top + i, w*s_w - left + j, c] W[i, j, c, o] over
     in-range input cells: the definition, no padded copy, no im2col."""
     (top, bottom), (left, right) = padding
     f_h, f_w, _, n_C = W.shape
-    n_H, n_W = output_size(A.shape[1:3], (f_h, f_w), stride, padding)
+    n_H, n_W = direct_output_size(A.shape[1:3], (f_h, f_w), stride, padding)
     Z = np.zeros((A.shape[0], n_H, n_W, n_C)) + b.reshape(-1)
     for h, w, i, j in itertools.product(range(n_H), range(n_W), range(f_h), range(f_w)):
         r, c = h * stride[0] - top + i, w * stride[1] - left + j
@@ -65,7 +86,7 @@ def conv_direct(A, W, b, stride, padding):
 def pool_direct(A, f, stride, padding, mode):
     """Max / mean over the in-range cells of each window (TensorFlow's SAME semantics)."""
     (top, _), (left, _) = padding
-    n_H, n_W = output_size(A.shape[1:3], f, stride, padding)
+    n_H, n_W = direct_output_size(A.shape[1:3], f, stride, padding)
     out = np.zeros((A.shape[0], n_H, n_W, A.shape[3]))
     for h, w in itertools.product(range(n_H), range(n_W)):
         r0, c0 = h * stride[0] - top, w * stride[1] - left
@@ -83,7 +104,7 @@ def test_conv_fast_equals_loop_and_definition(k, shape, kernel, n_C, stride, pad
     hp = {"stride": stride, "pad": pad}
     Z, cache = conv_forward(A, W, b, hp)
     Z_fast, cache_fast = conv_forward_fast(A, W, b, hp)
-    padding = resolve_padding(pad, shape[1:3], kernel, stride)
+    padding = direct_padding(pad, shape[1:3], kernel, stride)
     assert relative_error(Z, conv_direct(A, W, b, stride, padding)) <= LOOP_VS_FAST_FLOAT64
     assert relative_error(Z, Z_fast) <= LOOP_VS_FAST_FLOAT64
     dZ = rng.standard_normal(Z.shape)
@@ -100,7 +121,7 @@ def test_pool_fast_equals_loop_and_definition(k, shape, f, stride, pad, mode):
     hp = {"stride": stride, "f": f, "pad": pad}
     P, cache = pool_forward(A, hp, mode)
     P_fast, _ = pool_forward_fast(A, hp, mode)
-    padding = resolve_padding(pad, shape[1:3], f, stride)
+    padding = direct_padding(pad, shape[1:3], f, stride)
     assert relative_error(P, pool_direct(A, f, stride, padding, mode)) <= LOOP_VS_FAST_FLOAT64
     assert relative_error(P, P_fast) <= LOOP_VS_FAST_FLOAT64
     dP = rng.standard_normal(P.shape)
@@ -123,12 +144,29 @@ def test_max_pool_backward_with_ties_agrees_on_untied_windows(f, stride):
     A = rng.integers(0, 3, size=(2, 6, 7, 2)).astype(np.float64)
     hp = {"stride": stride, "f": f, "pad": "same"}
     P, cache = pool_forward(A, hp)
-    dP = rng.standard_normal(P.shape)
-    loop, fast = pool_backward(dP, cache), pool_backward_fast(dP, cache)
-    # Both send the whole upstream gradient of a tie-free window to its one maximum; the fast rule
-    # conserves the total gradient exactly, the course rule multiplies it by the tie count.
-    np.testing.assert_allclose(fast.sum(), dP.sum(), rtol=1e-12)
-    assert not np.allclose(loop, fast)  # the data do contain ties
+    dP = rng.integers(1, 9, size=P.shape).astype(np.float64)  # integers: sums are exact
+    tied = _tied_windows(A, P, f, stride, direct_padding("same", A.shape[1:3], f, stride))
+    assert tied.any() and not tied.all()  # the data hold both kinds of window
+    untied_only = np.where(tied, 0.0, dP)
+    # A tie-free window sends its whole gradient to its one maximum under both rules.
+    np.testing.assert_array_equal(pool_backward(untied_only, cache), pool_backward_fast(untied_only, cache))
+    # In tied windows the fast rule conserves the gradient; the course rule multiplies it by the
+    # tie count, so the two differ.
+    tied_only = np.where(tied, dP, 0.0)
+    fast = pool_backward_fast(tied_only, cache)
+    assert fast.sum() == tied_only.sum()
+    assert not np.allclose(pool_backward(tied_only, cache), fast)
+
+
+def _tied_windows(A, P, f, stride, padding):
+    """bool (m, n_H, n_W, n_C): the window's maximum occurs more than once among its real cells."""
+    (top, _), (left, _) = padding
+    tied = np.zeros(P.shape, dtype=bool)
+    for n, h, w, c in np.ndindex(*P.shape):
+        r0, c0 = h * stride[0] - top, w * stride[1] - left
+        window = A[n, max(r0, 0) : r0 + f[0], max(c0, 0) : c0 + f[1], c]
+        tied[n, h, w, c] = np.count_nonzero(window == P[n, h, w, c]) > 1
+    return tied
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

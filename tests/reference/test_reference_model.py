@@ -9,6 +9,7 @@ import pytest
 
 from reference.model import (
     compute_cost,
+    flatten_backward,
     flatten_forward,
     model_backward,
     model_forward,
@@ -41,16 +42,17 @@ def test_course_param_shapes():
 
 
 def test_layers_compose_as_documented():
-    spec = COURSE_MODEL.with_input(16, 16)
+    spec = COURSE_MODEL.with_input(72, 40)  # P1 (9, 5), P2 (3, 2): flatten orders differ
     params, X, _ = make(spec, 2, seed=1)
     a = model_forward(params, X, spec)
     np.testing.assert_array_equal(a["A1"], np.maximum(a["Z1"], 0))
     np.testing.assert_array_equal(a["A2"], np.maximum(a["Z2"], 0))
     # pool1 is 8x8 stride 8: P1 is the max of each 8x8 block of A1.
-    np.testing.assert_array_equal(a["P1"], a["A1"].reshape(2, 2, 8, 2, 8, 8).max(axis=(2, 4)))
-    # Flatten is NHWC order: feature (h * n_W + w) * n_C + c is P2[:, h, w, c].
+    np.testing.assert_array_equal(a["P1"], a["A1"].reshape(2, 9, 8, 5, 8, 8).max(axis=(2, 4)))
+    # Flatten is NHWC order: feature (h * n_W + w) * n_C + c is P2[:, h, w, c], for every element.
     m, n_H, n_W, n_C = a["P2"].shape
-    for h, w, c in [(0, 0, 0), (0, 0, n_C - 1), (n_H - 1, n_W - 1, 3)]:
+    assert (n_H, n_W) == (3, 2)
+    for h, w, c in np.ndindex(n_H, n_W, n_C):
         np.testing.assert_array_equal(a["F"][:, (h * n_W + w) * n_C + c], a["P2"][:, h, w, c])
     np.testing.assert_allclose(a["Z3"], a["F"] @ params["W3"] + params["b3"], rtol=1e-15)
 
@@ -59,7 +61,9 @@ def test_flatten_is_nhwc_order():
     P = np.arange(2 * 2 * 3 * 4).reshape(2, 2, 3, 4)
     F = flatten_forward(P)
     assert F.shape == (2, 24)
-    assert F[1, (1 * 3 + 2) * 4 + 3] == P[1, 1, 2, 3]
+    for n, h, w, c in np.ndindex(*P.shape):
+        assert F[n, (h * 3 + w) * 4 + c] == P[n, h, w, c]
+    np.testing.assert_array_equal(flatten_backward(F, P.shape), P)
 
 
 def test_cost_matches_definition_with_soft_labels():
@@ -91,12 +95,16 @@ def test_cost_rejects_mismatched_labels():
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, LOOP_VS_FAST_FLOAT64), (np.float32, LOOP_VS_FAST_FLOAT32)])
-def test_training_step_equals_forward_backward(dtype, tol):
-    params, X, Y = make(COURSE_MODEL, 4, dtype, seed=3)
-    acts = model_forward(params, X)
-    grads = model_backward(params, X, Y, acts)
-    cost, fused = train_gradients(params, X, Y)
-    assert cost.dtype == dtype and cost == compute_cost(acts["Z3"], Y)
+def test_training_step_equals_the_loop_layers(dtype, tol):
+    """train_gradients (fast layers, dW1 gathered from one cell per pool1 window) against the
+    course's loop layers, an independent path (24x40: pools pad, windows hold negatives)."""
+    spec = COURSE_MODEL.with_input(24, 40)
+    params, X, Y = make(spec, 2, dtype, seed=3)
+    X -= dtype(0.5)  # inputs of both signs: some pool windows' maxima are negative
+    acts = model_forward(params, X, spec, impl="loop")
+    grads = model_backward(params, X, Y, acts, spec, impl="loop")
+    cost, fused = train_gradients(params, X, Y, spec)
+    assert cost.dtype == dtype and abs(cost - compute_cost(acts["Z3"], Y)) <= tol * abs(cost)
     assert set(fused) == {"dW1", "dW2", "dW3", "db3"}
     for name, g in fused.items():
         assert g.dtype == dtype, name
@@ -125,6 +133,25 @@ def test_dX_optional():
     assert "dX" in full and full["dX"].shape == X.shape and "dX" not in lean
     for name in lean:
         assert relative_error(lean[name], full[name]) <= LOOP_VS_FAST_FLOAT64
+
+
+def test_route_hook_runs_after_each_max_pool_backward_before_its_relu():
+    spec = COURSE_MODEL.with_input(16, 16)
+    params, X, Y = make(spec, 2, seed=5)
+    acts = model_forward(params, X, spec)
+    plain = model_backward(params, X, Y, acts, spec)
+    calls = []
+
+    def route(pool, dP, dA):
+        calls.append((pool.name, dP.shape, dA.shape))
+        if pool is spec.pool1:
+            dA[...] = 0  # pool1 sends nothing back: no dW1, no dX; dW2 untouched
+
+    routed = model_backward(params, X, Y, acts, spec, route=route)
+    assert calls == [("pool2", acts["P2"].shape, acts["A2"].shape), ("pool1", acts["P1"].shape, acts["A1"].shape)]
+    assert not routed["dW1"].any() and not routed["dX"].any() and plain["dW1"].any()
+    for name in ("dW2", "dW3", "db3"):
+        np.testing.assert_array_equal(routed[name], plain[name], err_msg=name)
 
 
 def test_float32_everywhere():

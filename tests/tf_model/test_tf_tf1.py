@@ -41,9 +41,18 @@ def course_checkpoint(trained_course, tmp_path_factory):
 
 
 def test_course_initial_weights_match_the_numpy_reproduction(course_params):
-    from reference.init import course_init
+    from reference.init import contrib_xavier_limit, course_init
+    from reference.tf_philox import tf_random_uniform_float32
 
     _assert_bitwise(course_params, course_init())
+    # Both sides above read their op seeds from reference.spec; check the TF1 graph's weights
+    # against the course's seeds written out here: tf.set_random_seed(1), xavier_initializer
+    # (seed=0) for W1 and W2, and op seed 45 that TF1 derived for fully_connected's weights.
+    for name, op_seed in (("W1", 0), ("W2", 0), ("W3", 45)):
+        shape = course_params[name].shape
+        limit = contrib_xavier_limit(shape)
+        expected = tf_random_uniform_float32(shape, -limit, limit, 1, op_seed)
+        np.testing.assert_array_equal(course_params[name], expected, err_msg=name)
     # the notebook prints W1[1, 1, 1] after initialize_parameters()
     np.testing.assert_allclose(course_params["W1"][1, 1, 1][:3], [0.00131723, 0.14176141, -0.04434952], atol=5e-9)
 

@@ -45,9 +45,14 @@ def test_elements_land_where_the_layouts_say(params):
     state = convert.params_to_state_dict(params)
     w1, w3 = state[convert.NAME_MAP["W1"]], state[convert.NAME_MAP["W3"]]
     assert w1.shape == (8, 3, 4, 4) and w3.shape == (6, 64)
-    assert w1[7, 2, 3, 1].item() == params["W1"][3, 1, 2, 7]  # OIHW[o, i, h, w] = HWIO[h, w, i, o]
-    assert state[convert.NAME_MAP["W2"]][15, 4, 0, 1].item() == params["W2"][0, 1, 4, 15]
-    assert w3[5, 63].item() == params["W3"][63, 5]  # (out, in) = W3.T
+    # Every element (a reshape in place of a permute lands most of them elsewhere):
+    for name in ("W1", "W2"):  # OIHW[o, i, h, w] = HWIO[h, w, i, o]
+        oihw, hwio = state[convert.NAME_MAP[name]].numpy(), params[name]
+        for h, w, i, o in np.ndindex(*hwio.shape):
+            assert oihw[o, i, h, w] == hwio[h, w, i, o], (name, h, w, i, o)
+    linear = w3.numpy()
+    for i, o in np.ndindex(*params["W3"].shape):  # nn.Linear (out, in)[o, i] = W3 (in, out)[i, o]
+        assert linear[o, i] == params["W3"][i, o], (i, o)
     assert torch.equal(state[convert.NAME_MAP["b3"]], torch.from_numpy(params["b3"]))
 
 

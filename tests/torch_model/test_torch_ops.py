@@ -162,8 +162,11 @@ def test_layout_permutes_move_each_element_where_stated():
     x = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)  # NHWC
     assert ops.nhwc_to_nchw(x)[1, 4, 2, 3] == x[1, 2, 3, 4]
     assert torch.equal(ops.nchw_to_nhwc(ops.nhwc_to_nchw(x)), x)
-    dense = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
-    assert ops.dense_kernel_to_torch(dense)[2, 6] == dense[6, 2]
+    dense = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))  # (n_in, n_out)
+    linear = ops.dense_kernel_to_torch(dense)
+    assert linear.shape == (3, 7)
+    for i, o in itertools.product(range(7), range(3)):  # every element: a reshape lands elsewhere
+        assert linear[o, i] == dense[i, o], (i, o)  # nn.Linear (n_out, n_in)
     assert torch.equal(ops.dense_kernel_from_torch(ops.dense_kernel_to_torch(dense)), dense)
 
 

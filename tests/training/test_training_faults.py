@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 from reference.weights_io import load_safetensors
@@ -219,7 +218,7 @@ def test_evaluate_falls_back_to_the_working_directory(fast_data_dir, finished_ru
             "--limit", "8", "--split", "test"]
     assert main(argv) == 0
     out = capfd.readouterr().out
-    assert f"note: cannot write next to the weights" in out and f"writing to {tmp_path} instead" in out
+    assert "note: cannot write next to the weights" in out and f"writing to {tmp_path} instead" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "evaluation.json"]
     assert snapshot(finished_run) == before
     monkeypatch.setattr("reference.data.dataset.load_signs", _no_data)

@@ -36,6 +36,21 @@ def test_course_init_reproduces_the_notebook_printout():
     assert not params["b3"].any()
 
 
+def test_course_init_w3_reproduces_the_notebook_forward_propagation_printout():
+    # The notebook prints no W3 value; its forward_propagation cell prints Z3 for these initial
+    # weights and X = randn(2, 64, 64, 3) after np.random.seed(1), which W3 and b3 decide last.
+    from reference.model import predict_logits
+    from signs.tolerances import parity_tolerance, relative_error
+
+    np.random.seed(1)
+    X = np.random.randn(2, 64, 64, 3).astype(np.float32)
+    expected_z3 = [
+        [-0.44670227, -1.57208765, -1.53049231, -2.31013036, -1.29104376, 0.46852064],
+        [-0.17601591, -1.57972014, -1.4737016, -2.61672091, -1.00810647, 0.5747785],
+    ]
+    assert relative_error(predict_logits(course_init(), X), expected_z3) < parity_tolerance("Z3", np.float32)
+
+
 def test_course_init_shapes_dtypes_and_float64_is_the_exact_widening():
     p32, p64 = course_init(dtype=np.float32), course_init(dtype=np.float64)
     for name, shape in param_shapes().items():
