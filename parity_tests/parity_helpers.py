@@ -11,7 +11,8 @@ import numpy as np
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
 from signs.compare import Report, compare_results
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
-from signs.verify.options import DEFAULT_BACKENDS, course_vectors, load_backends
+from signs.backends import NATIVE_BACKENDS
+from signs.verify.options import course_vectors, load_backends
 
 __all__ = [
     "WEIGHT_KINDS",
@@ -41,7 +42,7 @@ TRAINED_BATCH = 16
 
 def load_available_backends() -> tuple[dict, dict[str, str]]:
     """({name: module}, {name: reason}) for numpy, tf, torch (in that order)."""
-    return load_backends(DEFAULT_BACKENDS)
+    return load_backends(NATIVE_BACKENDS)
 
 
 def make_weights(kind: str, backends: dict) -> dict[str, np.ndarray]:

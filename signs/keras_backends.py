@@ -39,6 +39,7 @@ __all__ = [
     "KerasProcess",
     "keras_process",
     "close_all",
+    "float64_matmul_dtype",
     "forward_backward",
     "predict_logits",
 ]
@@ -160,6 +161,11 @@ def keras_process(name: str, device: str = "cpu") -> KerasProcess:
     if key not in _PROCESSES or _PROCESSES[key]._process.poll() is not None:
         _PROCESSES[key] = KerasProcess(KERAS_BACKENDS[name][0], device)
     return _PROCESSES[key]
+
+
+def float64_matmul_dtype(name: str, device: str = "cpu") -> str:
+    """What ``keras.ops.matmul`` of two float64 tensors returns in backend ``name``'s child."""
+    return keras_process(name, device).info["float64_matmul_dtype"]
 
 
 def close_all() -> None:

@@ -36,17 +36,24 @@ import numpy as np
 
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, ModelSpec
 
-__all__ = ["main", "course_cost", "handle"]
+__all__ = ["main", "course_cost", "handle", "float64_matmul_dtype"]
 
 OPS = ("forward_backward", "predict_logits")
 
 
 def course_cost(Y, Z3):
-    """Mean over the batch of -sum_k Y_k log softmax(Z3)_k: Z3 and Y (m, 6), any Keras backend."""
+    """Mean over the batch of -sum_k Y_k log softmax(Z3)_k: Z3 and Y (m, 6), any Keras backend.
+
+    A sum divided by m, not ``keras.ops.mean``: on the JAX backend Keras 3.15's ``mean`` computes
+    float64 in float32 (its ``result_type`` maps float64 to float32 off TensorFlow, the defect of
+    keras-team/keras#23704), which moved the float64 cost by 1.4e-8. The cost is this harness's,
+    not the model's, so it must not add an error of its own.
+    """
     import keras
 
     ops = keras.ops
-    return -ops.mean(ops.sum(Y * ops.log_softmax(Z3, axis=-1), axis=-1))
+    per_example = -ops.sum(Y * ops.log_softmax(Z3, axis=-1), axis=-1)
+    return ops.sum(per_example) / Z3.shape[0]
 
 
 def _spec(request: dict) -> ModelSpec:
@@ -138,6 +145,19 @@ def handle(request: dict) -> None:
     np.savez(request["outputs"], **result)
 
 
+def float64_matmul_dtype() -> str:
+    """The dtype ``keras.ops.matmul`` returns for two float64 tensors on this backend.
+
+    Keras 3.15's ``result_type`` maps float64 to float32 on every backend but TensorFlow, and the
+    torch backend's ``matmul`` computes in that type (keras-team/keras#23704): a float64 Dense
+    layer then multiplies in float32. ``signs.upstream`` uses this probe as part of its proof.
+    """
+    import keras
+
+    one = keras.ops.ones((1, 1), dtype="float64")
+    return keras.backend.standardize_dtype(keras.ops.matmul(one, one).dtype)
+
+
 def _check_device(device: str) -> None:
     """ValueError unless the Keras backend really runs on ``device`` ("cpu" or "cuda")."""
     import keras
@@ -170,7 +190,8 @@ def main() -> int:
         return 2
     loaded_tf = "tensorflow" in sys.modules
     replies.write(json.dumps({"ok": True, "backend": keras.backend.backend(), "keras": keras.__version__,
-                              "device": device, "tensorflow_loaded": loaded_tf}) + "\n")
+                              "device": device, "tensorflow_loaded": loaded_tf,
+                              "float64_matmul_dtype": float64_matmul_dtype()}) + "\n")
     for line in sys.stdin:
         try:
             handle(json.loads(line))

@@ -18,3 +18,4 @@ keras_backends.require(NAME)
 
 forward_backward = partial(keras_backends.forward_backward, NAME)
 predict_logits = partial(keras_backends.predict_logits, NAME)
+float64_matmul_dtype = partial(keras_backends.float64_matmul_dtype, NAME)
