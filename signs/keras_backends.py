@@ -89,8 +89,18 @@ class KerasProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             env=self._environment(), cwd=os.getcwd(),
         )
-        self.info = self._read_reply()
+        self._info: dict | None = None  # the child's first line, read when first needed
         self._requests = 0
+
+    @property
+    def info(self) -> dict:
+        """The child's start-up report: backend, Keras version, device, float64 matmul dtype.
+
+        Read on first use, so that several children started together start in parallel.
+        """
+        if self._info is None:
+            self._info = self._read_reply()
+        return self._info
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ, KERAS_BACKEND=self.keras_backend, SIGNS_KERAS_DEVICE=self.device)
@@ -124,6 +134,7 @@ class KerasProcess:
     def request(self, op: str, weights: str | os.PathLike, arrays: dict[str, np.ndarray],
                 spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
         """Run ``op`` ("forward_backward" or "predict_logits") on ``arrays`` (X, Y) in the child."""
+        self.info  # noqa: B018  (the start-up line comes first)
         self._requests += 1
         inputs = Path(self._workdir.name) / f"in{self._requests}.npz"
         outputs = Path(self._workdir.name) / f"out{self._requests}.npz"

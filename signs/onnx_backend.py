@@ -20,8 +20,9 @@ import onnxruntime  # noqa: F401  (import errors here make the backend unavailab
 import onnxscript  # noqa: F401  (needed by the dynamo exporter)
 import torch  # noqa: F401  (the exporter runs the PyTorch model)
 
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, ModelSpec
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, ModelSpec
 from reference.weights_io import check_params
+from signs.tolerances import RUNTIME_PARITY
 from signs.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model, output_names, params_sha256
 
 __all__ = ["NAME", "NOTE", "NOT_APPLICABLE", "UNSUPPORTED_DTYPES", "providers", "session",
@@ -30,11 +31,14 @@ __all__ = ["NAME", "NOTE", "NOT_APPLICABLE", "UNSUPPORTED_DTYPES", "providers", 
 NAME = "onnx"
 NOTE = ("the weights exported by torch.onnx.export (dynamo, opset 18) and run in onnxruntime; "
         "forward only")
+# What onnx computes is declared once, in signs.tolerances.RUNTIME_PARITY["onnx"].
 NOT_APPLICABLE: dict[str, str] = {
-    name: "n/a (inference runtime)" for name in ("cost", "db3", "dW3", "dW2", "dW1", "dX")
+    name: "n/a (inference runtime)" for name in ("cost",) + GRADIENT_NAMES
+    if name not in RUNTIME_PARITY[NAME]["names"]
 }
 UNSUPPORTED_DTYPES: dict[str, str] = {
-    "float64": "onnxruntime's CPU provider has no float64 Conv kernel",
+    name: "onnxruntime's CPU provider has no float64 Conv kernel"
+    for name in ("float64",) if name not in RUNTIME_PARITY[NAME]["dtypes"]
 }
 _SESSIONS: dict[tuple, object] = {}
 _MAX_SESSIONS = 8
