@@ -21,6 +21,7 @@ __all__ = [
     "DTYPES",
     "TRAINED_STEPS",
     "load_available_backends",
+    "runtime_report",
     "make_weights",
     "make_images",
     "make_labels",
@@ -125,3 +126,19 @@ def synthetic_train_set(m: int = 1080, seed: int = 1080) -> tuple[np.ndarray, np
     n = COURSE_MODEL.n_classes
     labels = rng.permutation(np.arange(m) % n)
     return rng.random((m, *COURSE_MODEL.input_shape)), np.eye(n)[labels]
+
+
+def runtime_report(name: str, module, natives: dict, params: dict, X: np.ndarray, Y: np.ndarray) -> Report:
+    """Runtime ``name`` (onnx, keras-torch, keras-jax) against every native backend, forward and
+    backward, with its n/a quantities and, for a Keras backend, the known float64 dense defect
+    classified (signs.upstream) exactly as ``signs verify`` does."""
+    from signs.upstream import classify_keras_float64_matmul
+
+    results = forward_backward_all(natives, params, X, Y)
+    results[name] = module.forward_backward(params, X, Y)
+    not_applicable = {name: getattr(module, "NOT_APPLICABLE", {})}
+    report = compare_results(results, FORWARD_BACKWARD_NAMES, X.dtype, not_applicable=not_applicable,
+                             title=f"{name} {X.dtype}")
+    if hasattr(module, "float64_matmul_dtype"):
+        report.known.update(classify_keras_float64_matmul(report, name, module.float64_matmul_dtype()))
+    return report

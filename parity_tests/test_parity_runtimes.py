@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from parity_helpers import runtime_report
 from reference.spec import ACTIVATION_NAMES
 from signs.compare import compare_results
 from signs.tolerances import RUNTIME_PARITY
@@ -34,18 +35,6 @@ def _inputs(kind: str, dtype):
         X = rng.rand(7, 64, 64, 3)
         Y = np.eye(6)[rng.randint(0, 6, size=7)]
     return X.astype(dtype), Y.astype(dtype)
-
-
-def runtime_report(name, module, natives, params, X, Y):
-    """The report of runtime ``name`` against every native backend (forward+backward)."""
-    results = {n: b.forward_backward(params, X, Y) for n, b in natives.items()}
-    results[name] = module.forward_backward(params, X, Y)
-    not_applicable = {name: getattr(module, "NOT_APPLICABLE", {})}
-    report = compare_results(results, FORWARD_BACKWARD_NAMES, X.dtype, not_applicable=not_applicable,
-                             title=f"{name} {X.dtype}")
-    if hasattr(module, "float64_matmul_dtype"):
-        report.known.update(classify_keras_float64_matmul(report, name, module.float64_matmul_dtype()))
-    return report
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES, indirect=True)

@@ -16,6 +16,8 @@ Sections (--only, comma-separated; default all):
   epoch    one epoch of 1080 images per backend (images/s, 100-epoch projection)
   memory   peak resident memory of one epoch per backend (one subprocess each)
   profile  where PyTorch's step loses time: torch.profiler and prototype variants
+  inference images/s of the logits on the 120 test images, batch 1 and 120: NumPy, PyTorch,
+           TensorFlow, onnxruntime (benchmarks/inference.py)
 
 Candidates of a group run interleaved (A B C A B C ...) after a warm-up; the tables show the median
 with min-max. Run it on a quiet machine (the report records the load average).
