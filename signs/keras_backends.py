@@ -131,16 +131,17 @@ class KerasProcess:
             raise kind(f"Keras {self.keras_backend} backend: {reply.get('message')}")
         return reply
 
-    def request(self, op: str, weights: str | os.PathLike, arrays: dict[str, np.ndarray],
-                spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
-        """Run ``op`` ("forward_backward" or "predict_logits") on ``arrays`` (X, Y) in the child."""
+    def request(self, op: str, weights: str | os.PathLike | None, arrays: dict[str, np.ndarray],
+                spec: ModelSpec = COURSE_MODEL, **extra) -> dict[str, np.ndarray]:
+        """Run ``op`` ("forward_backward", "predict_logits" or "layers") on ``arrays`` in the child;
+        ``extra`` goes into the request (e.g. ``cases`` of the "layers" op)."""
         self.info  # noqa: B018  (the start-up line comes first)
         self._requests += 1
         inputs = Path(self._workdir.name) / f"in{self._requests}.npz"
         outputs = Path(self._workdir.name) / f"out{self._requests}.npz"
         np.savez(inputs, **arrays)
-        message = {"op": op, "weights": os.fspath(weights), "inputs": str(inputs), "outputs": str(outputs),
-                   "input_shape": list(spec.input_shape)}
+        message = {"op": op, "weights": None if weights is None else os.fspath(weights), "inputs": str(inputs),
+                   "outputs": str(outputs), "input_shape": list(spec.input_shape), **extra}
         try:
             self._process.stdin.write(json.dumps(message) + "\n")
             self._process.stdin.flush()

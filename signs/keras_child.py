@@ -8,6 +8,9 @@ stdin::
     {"op": "forward_backward" | "predict_logits", "weights": "<file>.weights.h5",
      "inputs": "<request>.npz", "outputs": "<reply>.npz", "input_shape": [64, 64, 3]}
 
+(``"op": "layers"`` runs single ``keras.ops`` conv / pool layers for the layer sweeps instead:
+``"cases"`` lists their hyperparameters, the inputs hold ``x{i}``, ``w{i}``, ``G{i}``.)
+
 The child builds the project's own model (``tf_model.model.build_model``, unchanged: the same code
 the TensorFlow backend runs), loads the ``.weights.h5`` file with Keras' ``load_weights``, runs
 the batch ``X`` (and labels ``Y``) of the inputs ``.npz`` and writes NumPy arrays to the outputs
@@ -38,7 +41,7 @@ from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, ModelSpe
 
 __all__ = ["main", "course_cost", "handle", "float64_matmul_dtype"]
 
-OPS = ("forward_backward", "predict_logits")
+OPS = ("forward_backward", "predict_logits", "layers")
 
 
 def course_cost(Y, Z3):
@@ -118,6 +121,55 @@ def _jax_forward_backward(model, activations, X, Y, spec):
     return outputs, cost, grads
 
 
+def _layer(case: dict, x, w):
+    """One conv / max / average pool of ``keras.ops`` (NHWC; kernel HWIO); padding "SAME"/"VALID"."""
+    import keras
+
+    padding = case["padding"].lower()
+    if case["kind"] == "conv":
+        return keras.ops.conv(x, w, strides=tuple(case["stride"]), padding=padding)
+    pool = keras.ops.max_pool if case["kind"] == "max" else keras.ops.average_pool
+    return pool(x, tuple(case["kernel"]), strides=tuple(case["stride"]), padding=padding)
+
+
+def _layer_gradients(case: dict, x, w, G) -> dict:
+    """{"out", "dx"(, "dw")}: the layer and the gradient of sum(G * out), by the backend's autodiff."""
+    import keras
+
+    arrays = [x] if w is None else [x, w]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        leaves = [keras.ops.convert_to_tensor(a, dtype=a.dtype.name).requires_grad_() for a in arrays]
+        out = _layer(case, *leaves, *([None] if w is None else []))
+        grads = torch.autograd.grad(out, leaves, keras.ops.convert_to_tensor(G, dtype=G.dtype.name))
+    else:
+        import jax
+
+        out, vjp = jax.vjp(lambda *a: _layer(case, *a, *([None] if w is None else [])), *arrays)
+        grads = vjp(G)
+    result = {"out": keras.ops.convert_to_numpy(out), "dx": keras.ops.convert_to_numpy(grads[0])}
+    if w is not None:
+        result["dw"] = keras.ops.convert_to_numpy(grads[1])
+    return result
+
+
+def _handle_layers(request: dict) -> None:
+    """The "layers" op: request["cases"] (kind, kernel, stride, padding); inputs x{i}, w{i}, G{i}."""
+    result = {}
+    with np.load(request["inputs"], allow_pickle=False) as inputs:
+        for i, case in enumerate(request["cases"]):
+            w = inputs[f"w{i}"] if f"w{i}" in inputs.files else None
+            try:
+                outputs = _layer_gradients(case, inputs[f"x{i}"], w, inputs[f"G{i}"])
+            except RuntimeError as exc:  # reported per case as error{i} (a string array, no pickle)
+                result[f"error{i}"] = np.array(f"{type(exc).__name__}: {exc}")
+                continue
+            for name, value in outputs.items():
+                result[f"{name}{i}"] = value
+    np.savez(request["outputs"], **result)
+
+
 def handle(request: dict) -> None:
     """Run one request (see the module docstring) and write its outputs ``.npz``."""
     import keras
@@ -125,6 +177,9 @@ def handle(request: dict) -> None:
     op = request.get("op")
     if op not in OPS:
         raise ValueError(f"op: expected one of {list(OPS)}, got {op!r}")
+    if op == "layers":
+        _handle_layers(request)
+        return
     spec = _spec(request)
     model, activations, params = _load_model(request["weights"], spec)
     with np.load(request["inputs"], allow_pickle=False) as inputs:
