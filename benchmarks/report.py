@@ -471,7 +471,10 @@ def render_markdown(results: dict) -> str:
         f"quiet machine; the JSON of this run is `{meta.get('json_out', 'benchmarks/results.json')}`.",
         "",
     ]
-    for part in (_setup, _targets, _findings, _limit, _layers, _steps, _epochs, _memory, _profile):
+    from benchmarks.inference import inference_markdown
+
+    for part in (_setup, _targets, _findings, _limit, _layers, _steps, _epochs, _memory, _profile,
+                 inference_markdown):
         lines += part(results)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.sections import (
+    bench_data_dir,
     load_frameworks,
     load_training_data,
     make_steppers,
@@ -122,7 +123,7 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     if "memory" in settings.sections:
         results["memory"] = timed("memory", run_memory, settings, X_all, Y_all, progress)
 
-    needs_frameworks = any(s in settings.sections for s in ("layers", "steps", "epoch", "profile"))
+    needs_frameworks = any(s in settings.sections for s in ("layers", "steps", "epoch", "profile", "inference"))
     frameworks = load_frameworks(settings, needs_frameworks)
     meta["torch_threads"], meta["tf_threads"] = frameworks["torch"], frameworks["tf"]
     meta["unavailable"] = frameworks["unavailable"]
@@ -146,6 +147,11 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
         results["epoch"] = timed("epoch", run_epochs, settings, X_all, Y_all, get_steppers(), progress)
     if "profile" in settings.sections and frameworks["torch"] is not None:
         results["profile"] = timed("profile", run_profile, settings, params, X, Y, get_steppers()["torch"], progress)
+    if "inference" in settings.sections:  # benchmarks/inference.py
+        from benchmarks.inference import run_inference
+
+        data_dir, _ = bench_data_dir(settings.data)
+        results["inference"] = timed("inference", run_inference, settings, data_dir, progress)
     for obj in steppers.values():
         if hasattr(obj, "close"):
             obj.close()

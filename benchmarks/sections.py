@@ -31,7 +31,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _data_dir(explicit: str | None) -> tuple[Path, bool]:
+def bench_data_dir(explicit: str | None) -> tuple[Path, bool]:
     if explicit:
         return Path(explicit).expanduser(), True
     env = os.environ.get("SIGNS_DATA")
@@ -49,7 +49,7 @@ def load_training_data(settings: Settings) -> tuple[np.ndarray, np.ndarray, str]
     from reference.data.dataset import load_signs
     from reference.spec import COURSE_MODEL
 
-    path, explicit = _data_dir(settings.data)
+    path, explicit = bench_data_dir(settings.data)
     if path.is_dir():
         data = load_signs(path, splits=("train",), progress=False)
         return data.X_train, data.Y_train, f"real SIGNS data: {data.describe()}"

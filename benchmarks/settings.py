@@ -32,6 +32,8 @@ SECTION_HELP: dict[str, str] = {
     "epoch": "one epoch of the course's mini-batches per backend (images/s, 100-epoch projection)",
     "memory": "peak resident memory of one epoch per backend, each in a subprocess",
     "profile": "PyTorch: torch.profiler of a step and prototype variants of the step",
+    "inference": "images/s of the logits on the 120 test images, batch 1 and 120: NumPy, PyTorch, "
+    "TensorFlow, onnxruntime (benchmarks/inference.py)",
 }
 SECTIONS: tuple[str, ...] = tuple(SECTION_HELP)
 

@@ -96,3 +96,33 @@ def signs_train_arrays(signs_train_h5) -> tuple[np.ndarray, np.ndarray]:
 
     X_orig, y, _, _ = read_signs_h5(signs_train_h5, "train")
     return normalize_images(X_orig, np.float64), one_hot(y, dtype=np.float64)
+
+
+@pytest.fixture(scope="session")
+def runtime_backends() -> dict:
+    """{name: backend module} of the runtimes onnx, keras-torch, keras-jax that are installed.
+
+    The Keras ones each run ONE child process for the whole session (signs.keras_backends starts
+    it on first use; both are started here together so they load in parallel) and are closed at
+    the end. A missing runtime is skipped by the tests that need it (a failure under CI=true).
+    """
+    from signs import keras_backends
+    from signs.verify.options import load_backends
+
+    modules, skipped = load_backends(("onnx", "keras-torch", "keras-jax"))
+    if skipped and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but runtimes are unavailable: {skipped}")
+    children = [keras_backends.keras_process(name) for name in modules if name.startswith("keras-")]
+    for child in children:
+        child.info  # noqa: B018  (waits for the start-up line of each, started in parallel)
+    yield modules
+    keras_backends.close_all()
+
+
+@pytest.fixture(scope="session")
+def runtime(runtime_backends, request) -> tuple[str, object]:
+    """(name, module) of the runtime named by the test's parameter; skip if not installed."""
+    name = request.param
+    if name not in runtime_backends:
+        _skip_or_fail(f"runtime {name} is not installed")
+    return name, runtime_backends[name]

@@ -11,7 +11,8 @@ import numpy as np
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
 from signs.compare import Report, compare_results
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
-from signs.verify.options import DEFAULT_BACKENDS, cast_arrays, course_vectors, load_backends
+from signs.backends import NATIVE_BACKENDS
+from signs.verify.options import cast_arrays, course_vectors, load_backends
 
 __all__ = [
     "WEIGHT_KINDS",
@@ -20,6 +21,7 @@ __all__ = [
     "DTYPES",
     "TRAINED_STEPS",
     "load_available_backends",
+    "runtime_report",
     "make_weights",
     "make_images",
     "make_labels",
@@ -40,7 +42,7 @@ TRAINED_BATCH = 16
 
 def load_available_backends() -> tuple[dict, dict[str, str]]:
     """({name: module}, {name: reason}) for numpy, tf, torch (in that order)."""
-    return load_backends(DEFAULT_BACKENDS)
+    return load_backends(NATIVE_BACKENDS)
 
 
 def make_weights(kind: str, backends: dict) -> dict[str, np.ndarray]:
@@ -119,3 +121,19 @@ def synthetic_train_set(m: int = 1080, seed: int = 1080) -> tuple[np.ndarray, np
     n = COURSE_MODEL.n_classes
     labels = rng.permutation(np.arange(m) % n)
     return rng.random((m, *COURSE_MODEL.input_shape)), np.eye(n)[labels]
+
+
+def runtime_report(name: str, module, natives: dict, params: dict, X: np.ndarray, Y: np.ndarray) -> Report:
+    """Runtime ``name`` (onnx, keras-torch, keras-jax) against every native backend, forward and
+    backward, with its n/a quantities and, for a Keras backend, the known float64 dense defect
+    classified (signs.upstream) exactly as ``signs verify`` does."""
+    from signs.upstream import classify_keras_float64_matmul
+
+    results = forward_backward_all(natives, params, X, Y)
+    results[name] = module.forward_backward(params, X, Y)
+    not_applicable = {name: getattr(module, "NOT_APPLICABLE", {})}
+    report = compare_results(results, FORWARD_BACKWARD_NAMES, X.dtype, not_applicable=not_applicable,
+                             title=f"{name} {X.dtype}")
+    if hasattr(module, "float64_matmul_dtype"):
+        report.known.update(classify_keras_float64_matmul(report, name, module.float64_matmul_dtype()))
+    return report

@@ -325,3 +325,138 @@ def test_torch_conv2d_nhwc_backward_with_an_hwio_leaf(layer_frameworks):
             if not result.ok:
                 errors.append(f"{case.id}: {result.message()}")
     assert not errors, f"{len(errors)} conv2d_nhwc errors:\n" + "\n".join(errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# The runtimes: keras.ops on Keras' torch and JAX backends (in their session child processes),
+# and single-layer ONNX graphs in onnxruntime. Keras' conv / pool ops take "same" or "valid" only,
+# so the explicit-padding cases are TF's and torch's alone.
+
+NATIVE_PADDING_CASES = [c for c in CASES if isinstance(c.padding, str)]
+KERAS_TORCH_AVERAGE_SAME_DIFFER = [
+    "average-k4x3-s1x3-SAME-2x10x7x2-float64",
+    "average-k5x5-s2x2-SAME-2x6x5x3-float64",
+    "average-k4x5-s1x1-SAME-2x9x7x2-float64",
+]
+
+
+def _upstream(case: LayerCase, numpy_result: dict) -> np.ndarray:
+    """The case's random upstream gradient, drawn as test_layer_forward_backward_agree draws it."""
+    _, _, rng = _inputs(case)
+    return rng.standard_normal(numpy_result["out"].shape).astype(case.dtype)
+
+
+@pytest.mark.parametrize("runtime", ["keras-torch", "keras-jax"], indirect=True)
+def test_layer_sweep_on_keras_backends(runtime, layer_frameworks):
+    """Every SAME / VALID case through keras.ops.conv / max_pool / average_pool, forward and the
+    gradients by the backend's autodiff, against reference.fast_layers (one request per backend)."""
+    from signs import keras_backends
+
+    if "numpy" not in layer_frameworks:
+        pytest.skip("needs reference.fast_layers")
+    name, _ = runtime
+    arrays, expected, cases = {}, [], []
+    for i, case in enumerate(NATIVE_PADDING_CASES):
+        x, w, _ = _inputs(case)
+        numpy_result = run_numpy(case, x, w, lambda shape: np.zeros(shape))  # forward shape only
+        G = _upstream(case, numpy_result)
+        expected.append(run_numpy(case, x, w, lambda shape: G))
+        arrays.update({f"x{i}": x, f"G{i}": G, **({} if w is None else {f"w{i}": w})})
+        cases.append({"kind": case.kind, "kernel": list(case.kernel), "stride": list(case.stride),
+                      "padding": case.padding})
+    got = keras_backends.keras_process(name).request("layers", None, arrays, cases=cases)
+    failures, torch_conv_errors, torch_average_same = [], [], []
+    for i, case in enumerate(NATIVE_PADDING_CASES):
+        if f"error{i}" in got:
+            # Keras' torch conv permutes the HWIO kernel to a non-contiguous OIHW view, and
+            # PyTorch's float64 slow_conv2d backward rejects that for some geometries (the error
+            # test_torch_conv2d_nhwc_backward_with_an_hwio_leaf documents for torch_model.ops).
+            # The course model's conv layers are not such geometries; any other error fails.
+            error = str(got[f"error{i}"])
+            if (name, case.kind, case.dtype) == ("keras-torch", "conv", "float64") and \
+                    error == "RuntimeError: slow_conv2d: grad_weight must be contiguous":
+                torch_conv_errors.append(case.id)
+            else:
+                failures.append(f"{case.id}: {error}")
+            continue
+        messages = []
+        for quantity, value in expected[i].items():
+            result = compare(quantity, value, got[f"{quantity}{i}"], case.dtype,
+                             tolerance=_tolerance(case), labels=("numpy", name))
+            if not result.ok:
+                messages.append(f"{case.id}: {result.message()}")
+        if messages and (name, case.kind, case.padding) == ("keras-torch", "average", "SAME"):
+            # Keras' torch average_pool cannot pad unevenly and exclude the padding from the
+            # mean as TF does (keras-team/keras#18452, #19721): SAME windows at the borders
+            # differ. Named here, not hidden: every such case is listed and counted below.
+            torch_average_same.append(case.id)
+        else:
+            failures += messages
+    assert not failures, f"{len(failures)} of {len(NATIVE_PADDING_CASES)} cases:\n" + "\n".join(failures)
+    if name == "keras-torch":
+        # Observed with Keras 3.15.1 / torch 2.13: 3 of the average-pool SAME cases; if Keras
+        # fixes its torch average pool this list empties and the assertion says so.
+        assert torch_average_same == KERAS_TORCH_AVERAGE_SAME_DIFFER, torch_average_same
+    assert len(torch_conv_errors) < len([c for c in NATIVE_PADDING_CASES if c.kind == "conv"]) // 2, torch_conv_errors
+
+
+def _tf_same_pads(case: LayerCase) -> list[int]:
+    """ONNX ``pads`` [top, left, bottom, right] of TF's SAME (the odd row/column last; never
+    negative: onnxruntime's SAME_UPPER rejects a stride larger than the window), zeros for VALID."""
+    if case.padding == "VALID":
+        return [0, 0, 0, 0]
+    before, after = [], []
+    for n, f, s in zip(case.input_shape[1:3], case.kernel, case.stride):
+        total = max((-(-n // s) - 1) * s + f - n, 0)
+        before.append(total // 2)
+        after.append(total - total // 2)
+    return before + after
+
+
+def _onnx_layer(case: LayerCase, w):
+    """A one-layer ONNX graph, NHWC float32 in and out: Transpose, Conv / MaxPool / AveragePool
+    with TF's SAME padding written out (:func:`_tf_same_pads`), Transpose."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    attrs = {"strides": list(case.stride), "pads": _tf_same_pads(case)}
+    inputs = ["nchw"]
+    initializers = []
+    if case.kind == "conv":
+        # HWIO (f_h, f_w, c_in, c_out) -> OIHW (c_out, c_in, f_h, f_w)
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(w.transpose(3, 2, 0, 1)).astype(np.float32), "w"))
+        inputs.append("w")
+        layer = helper.make_node("Conv", inputs, ["y"], kernel_shape=list(case.kernel), **attrs)
+    elif case.kind == "max":
+        layer = helper.make_node("MaxPool", inputs, ["y"], kernel_shape=list(case.kernel), **attrs)
+    else:  # TF's average pool divides by the cells inside the input only
+        layer = helper.make_node("AveragePool", inputs, ["y"], kernel_shape=list(case.kernel),
+                                 count_include_pad=0, **attrs)
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]), layer,
+         helper.make_node("Transpose", ["y"], ["out"], perm=[0, 2, 3, 1])],
+        "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("runtime", ["onnx"], indirect=True)
+def test_layer_sweep_in_onnxruntime(runtime, layer_frameworks):
+    """Every SAME / VALID case as a one-layer ONNX graph in onnxruntime (float32, forward: an
+    inference runtime), against reference.fast_layers in float32, at the float32 pool tolerance."""
+    import onnxruntime as ort
+
+    if "numpy" not in layer_frameworks:
+        pytest.skip("needs reference.fast_layers")
+    failures = []
+    for case in NATIVE_PADDING_CASES:
+        x, w, _ = _inputs(case)
+        x32, w32 = x.astype(np.float32), None if w is None else w.astype(np.float32)
+        expected = run_numpy(case, x32, w32, lambda shape: np.zeros(shape, np.float32))["out"]
+        session = ort.InferenceSession(_onnx_layer(case, w32).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        got = session.run(["out"], {"x": x32})[0]
+        result = compare("out", expected, got, np.float32, tolerance=parity_tolerance("P1", np.float32),
+                         labels=("numpy", "onnx"))
+        if not result.ok:
+            failures.append(f"{case.id}: {result.message()}")
+    assert not failures, f"{len(failures)} of {len(NATIVE_PADDING_CASES)} cases:\n" + "\n".join(failures)

@@ -57,8 +57,8 @@ def _replay(monkeypatch, results):
 
 
 def _verify(capsys, path, data_dir, *extra):
-    code = main(["verify", "--data", str(data_dir), "--weights", str(path), "--dtype", "float32",
-                 *extra])
+    code = main(["verify", "--backends", "numpy,tf,torch", "--data", str(data_dir), "--weights", str(path),
+                 "--dtype", "float32", *extra])
     return code, capsys.readouterr().out
 
 

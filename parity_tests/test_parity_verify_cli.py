@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import signs.verify.options
-from signs.backends import BackendUnavailable
+from signs.backends import NATIVE_BACKENDS, BackendUnavailable
 from signs.cli import main
 from signs.verify.forward import FORWARD_BACKWARD_NAMES
 from signs.verify.options import VerifyOptions
@@ -18,6 +18,10 @@ from signs.verify.run import run_verification
 
 
 def run_cli(capsys, *argv):
+    """``signs verify`` on the three native frameworks unless ``argv`` names --backends (the
+    runtimes onnx, keras-torch, keras-jax have their own tests below and in test_parity_runtimes)."""
+    if "--backends" not in argv:
+        argv = ("--backends", ",".join(NATIVE_BACKENDS), *argv)
     code = main(["verify", *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -194,7 +198,7 @@ def test_a_float32_only_disagreement_fails_the_verdict(parity_backends, capsys, 
 
 
 def test_verify_library_call_matches_cli(parity_backends):
-    result = run_verification(VerifyOptions(dtypes=("float64",)))
+    result = run_verification(VerifyOptions(backends=NATIVE_BACKENDS, dtypes=("float64",)))
     assert result.exit_code == 0 and result.batch == 2
     report = result.reports[0]
     assert report.backends == tuple(parity_backends)
@@ -210,3 +214,54 @@ def test_cuda_request_without_a_gpu_is_one_clean_error(parity_backends, capsys):
     code, out, err = run_cli(capsys, "--device", "cuda", "--dtype", "float32")
     assert code == 2
     assert "device" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
+
+
+def test_default_verify_checks_every_installed_runtime(parity_backends, runtime_backends, capsys):
+    """No --backends: all six when installed; onnx rows of the cost and gradients are n/a, onnx is
+    not run in float64 (said so), the Keras backends are said to run in subprocesses, keras-torch's
+    float64 dense difference is known* (keras#23704) and passes; tables stay within 100 columns."""
+    code = main(["verify"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in runtime_backends:
+        assert name in out.splitlines()[0]
+    if "onnx" in runtime_backends:
+        assert "onnx float64: not checked: onnxruntime's CPU provider has no float64 Conv kernel" in " ".join(out.split())
+        dX_rows = [line for line in out.splitlines() if line.startswith("dX ") and "n/a" in line]
+        assert dX_rows
+    for name in ("keras-torch", "keras-jax"):
+        if name in runtime_backends:
+            assert f"{name}: the tf_model Keras model in a subprocess with KERAS_BACKEND={name[6:]}" in out
+    if "keras-torch" in runtime_backends:
+        assert "known*" in out and "keras-team/keras/issues/23704" in " ".join(out.split())
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_json_marks_inference_runtime_gradients_not_applicable(parity_backends, runtime_backends, capsys):
+    if "onnx" not in runtime_backends:
+        pytest.skip("onnx is not installed")
+    code, out, _ = run_cli(capsys, "--backends", "numpy,onnx", "--dtype", "float32", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)["reports"][0]["rows"]}
+    assert rows["Z3"]["verdict"] == "ok" and rows["Z3"]["pairs"]["numpy-onnx"]["max_rel"] < 1e-5
+    for name in ("cost", "db3", "dW3", "dW2", "dW1", "dX"):
+        assert rows[name]["verdict"] == "n/a"
+        assert rows[name]["pairs"]["numpy-onnx"]["not_applicable"] == "n/a (inference runtime)"
+
+
+def test_missing_runtime_is_listed_with_its_pip_extra(parity_backends, capsys, monkeypatch):
+    """keras-jax without jax: skipped, naming the extra; the others are still checked."""
+    import importlib.util
+    import sys
+
+    import signs.keras_backends
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(signs.keras_backends.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real_find_spec(name, *a))
+    monkeypatch.delitem(sys.modules, "signs.keras_jax_backend", raising=False)
+    code, out, _ = run_cli(capsys, "--backends", "numpy,torch,keras-jax", "--dtype", "float32")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "skipped keras-jax: backend 'keras-jax' is unavailable: keras-jax needs jax" in text
+    assert "pip install 'signs-parity[jax,tf]'" in text

@@ -15,13 +15,17 @@ Each backend module (``reference.backend``, ``tf_model.backend``, ``torch_model.
 ``predict_logits(params, X, *, spec=COURSE_MODEL, device="cpu") -> np.ndarray``
     Logits (m, 6) in the dtype of ``params``.
 ``Trainer(params, *, train=COURSE_TRAINING, spec=COURSE_MODEL, device="cpu")``
-    Adam with TF1's update rule on a private copy of ``params``. ``step(X, Y) -> float`` runs one
+    (the three native backends only, :data:`NATIVE_BACKENDS`.) Adam with TF1's update rule on a private copy of ``params``. ``step(X, Y) -> float`` runs one
     update and returns the batch cost computed *before* the update (as the course's
     ``sess.run([optimizer, cost])`` does). ``get_params()`` returns canonical NumPy arrays;
     ``get_optimizer_state()`` returns ``{"t": int, "m": {name: arr}, "v": {name: arr}}`` in
     canonical layouts and ``set_optimizer_state(state)`` restores it exactly.
     ``set_learning_rate(lr)`` changes the learning rate from the next step on (schedules); the
     Adam state is kept.
+
+Optional, for runtimes that are not a framework of their own: ``NOTE`` (a line ``signs verify``
+prints about how the backend runs), ``NOT_APPLICABLE`` ({quantity: why it is not computed}, e.g.
+gradients of an inference runtime) and ``UNSUPPORTED_DTYPES`` ({dtype name: why}).
 """
 
 from __future__ import annotations
@@ -29,14 +33,21 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["BACKENDS", "BackendUnavailable", "get_backend"]
+__all__ = ["BACKENDS", "NATIVE_BACKENDS", "BackendUnavailable", "get_backend"]
 
 BACKENDS: dict[str, tuple[str, str]] = {
     # name: (module, the pip requirement that provides its framework)
     "numpy": ("reference.backend", "numpy"),
     "tf": ("tf_model.backend", "tensorflow (pip install 'signs-parity[tf]')"),
     "torch": ("torch_model.backend", "torch (pip install torch==2.13.0)"),
+    # Runtimes checked against the three: the exported ONNX file in onnxruntime (forward only),
+    # and the tf_model Keras model on Keras 3's torch and JAX backends (in subprocesses).
+    "onnx": ("signs.onnx_backend", "onnx, onnxruntime and onnxscript (pip install 'signs-parity[onnx]')"),
+    "keras-torch": ("signs.keras_torch_backend", "pip install torch==2.13.0 'signs-parity[tf]'"),
+    "keras-jax": ("signs.keras_jax_backend", "pip install 'signs-parity[jax,tf]'"),
 }
+# The three implementations of the project: each also has a Trainer (Adam steps, training).
+NATIVE_BACKENDS: tuple[str, ...] = ("numpy", "tf", "torch")
 
 
 class BackendUnavailable(RuntimeError):
@@ -44,7 +55,7 @@ class BackendUnavailable(RuntimeError):
 
 
 def get_backend(name: str) -> ModuleType:
-    """Import and return the backend module ``name`` ("numpy", "tf" or "torch")."""
+    """Import and return the backend module ``name`` (a key of :data:`BACKENDS`)."""
     if name not in BACKENDS:
         raise ValueError(f"backend: expected one of {sorted(BACKENDS)}, got {name!r}")
     module, requirement = BACKENDS[name]

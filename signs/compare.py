@@ -144,6 +144,9 @@ class Comparison:
     ours_value: float | None = None
     theirs_value: float | None = None
     failure: str | None = None
+    # Set when one side does not compute this quantity (e.g. gradients of an inference runtime):
+    # why, e.g. "n/a (inference runtime)". Nothing was compared; it neither passes nor fails a check.
+    not_applicable: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -152,6 +155,8 @@ class Comparison:
     def message(self) -> str:
         """One line: what was compared, the verdict and, for values, ours next to theirs."""
         head = f"{self.name} ({self.dtype}, {self.ours} vs {self.theirs})"
+        if self.not_applicable:
+            return f"{head}: {self.not_applicable}"
         if self.failure == "shape":
             return (
                 f"{head}: shape mismatch: {self.ours} {_format_shape(self.ours_shape)}, "
@@ -190,6 +195,7 @@ class Comparison:
             "tolerance": self.tolerance,
             "ok": self.ok,
             "failure": self.failure,
+            "not_applicable": self.not_applicable,
         }
 
 
@@ -343,17 +349,27 @@ class Report:
     # pair has the verdict "tie" instead of "FAIL": it does not count against ``ok`` (it does
     # against ``strict_ok``).
     ties: dict[tuple[str, str], dict] = field(default_factory=dict)
+    # Proven known upstream defects (signs.upstream): {pair: {"names": [...], "explanation": str,
+    # "issue": url}}. Verdict "known": like "tie", it does not count against ``ok`` but does
+    # against ``strict_ok``.
+    known: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
         return list(self.comparisons)
 
     def verdict_of(self, pair: tuple[str, str], name: str) -> str:
-        """"ok", "tie" (fails, explained by a proven near-tie) or "FAIL"."""
-        if self.comparisons[pair][name].ok:
+        """"ok", "n/a" (not computed by one side), "tie" (fails, explained by a proven near-tie),
+        "known" (fails, explained by a proven known upstream defect) or "FAIL"."""
+        comparison = self.comparisons[pair][name]
+        if comparison.not_applicable:
+            return "n/a"
+        if comparison.ok:
             return "ok"
         if name in self.ties.get(pair, {}).get("names", ()):
             return "tie"
+        if name in self.known.get(pair, {}).get("names", ()):
+            return "known"
         return "FAIL"
 
     @property
@@ -386,7 +402,8 @@ class Report:
 
     def worst(self, name: str) -> float:
         """The largest relative difference of ``name`` over all pairs (NaN if any is NaN)."""
-        values = [self.comparisons[pair][name].max_rel for pair in self.pairs]
+        values = [self.comparisons[pair][name].max_rel for pair in self.pairs
+                  if not self.comparisons[pair][name].not_applicable]
         values = [np.nan if v is None else v for v in values]
         return float(np.max(values)) if values else 0.0
 
@@ -399,14 +416,18 @@ class Report:
         divergence = first_divergence(self)
         label = f"{self.title}: " if self.title else f"{self.dtype}: "
         tie_lines = [f"tie* {tie['explanation']}" for tie in self.ties.values()]
-        if divergence is None and not self.ties:
+        tie_lines += [f"known* {'-'.join(pair)}: {known['explanation']}" for pair, known in self.known.items()]
+        if divergence is None and not self.ties and not self.known:
             pairs = len(self.pairs)
             return (f"{label}all {len(self.names)} quantities agree within tolerance "
                     f"({pairs} pair{'s' if pairs > 1 else ''})")
         if divergence is None:
             tied = sorted({c.name for c in self.tied()}, key=_ordered(self.names).index)
-            lines = [f"{label}all quantities agree within tolerance except {', '.join(tied)} "
-                     "(tie*: proven max-pool near-ties, see below; --strict fails them)"]
+            known = sorted({n for k in self.known.values() for n in k["names"]}, key=_ordered(self.names).index)
+            excepted = ", ".join(tied + [n for n in known if n not in tied])
+            lines = [f"{label}all quantities agree within tolerance except {excepted} "
+                     "(tie*: proven max-pool near-ties; known*: a proven known upstream defect; "
+                     "see below; --strict fails them)"]
             return "\n".join(lines + tie_lines)
         n_failed = len({c.name for c in self.failures()})
         lines = [f"{label}{n_failed} of {len(self.names)} quantities FAIL", divergence.message()]
@@ -430,6 +451,7 @@ class Report:
             "first_divergence": None if divergence is None else divergence.to_dict(),
             "notes": list(self.notes),
             "ties": [{"pair": "-".join(pair), **tie} for pair, tie in self.ties.items()],
+            "known": [{"pair": "-".join(pair), **known} for pair, known in self.known.items()],
             "rows": [
                 {
                     "name": name,
@@ -447,10 +469,12 @@ class Report:
 
 
 def _row_verdict(verdicts: Sequence[str]) -> str:
-    """A table row's verdict from its pairs': FAIL beats tie beats ok."""
-    if "FAIL" in verdicts:
-        return "FAIL"
-    return "tie" if "tie" in verdicts else "ok"
+    """A table row's verdict from its pairs': FAIL beats tie beats known beats ok (n/a counts as ok,
+    unless every pair is n/a)."""
+    for verdict in ("FAIL", "tie", "known"):
+        if verdict in verdicts:
+            return verdict
+    return "n/a" if verdicts and all(v == "n/a" for v in verdicts) else "ok"
 
 
 def _ordered(names: Sequence[str]) -> list[str]:
@@ -466,6 +490,7 @@ def compare_results(
     *,
     tolerances: Mapping[str, float] | None = None,
     title: str = "",
+    not_applicable: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Report:
     """Compare every quantity in ``names`` between every pair of backends.
 
@@ -482,12 +507,17 @@ def compare_results(
         Expected dtype of every array; selects the per-quantity tolerance.
     tolerances : {name: float}, optional
         Overrides of the parity tolerance per name (e.g. the Adam tolerance for optimizer state).
+    not_applicable : {backend: {name: reason}}, optional
+        Quantities a backend does not compute (e.g. an inference runtime's gradients): such a
+        name may be missing from that backend's results, and its pairs get a Comparison with
+        ``not_applicable=reason`` (table cell "n/a") instead of numbers.
     """
     backends = tuple(results_by_backend)
     if len(backends) < 2:
         raise ValueError(f"results_by_backend: expected at least 2 backends, got {list(backends)}")
+    not_applicable = {b: dict(reasons) for b, reasons in (not_applicable or {}).items()}
     for backend, results in results_by_backend.items():
-        missing = [n for n in names if n not in results]
+        missing = [n for n in names if n not in results and n not in not_applicable.get(backend, {})]
         if missing:
             raise ValueError(f"results_by_backend[{backend!r}]: expected keys {list(names)}, "
                              f"missing {missing}")
@@ -495,7 +525,8 @@ def compare_results(
     report = Report(dtype=str(np.dtype(dtype)), backends=backends, names=tuple(names), title=title)
     for a, b in combinations(backends, 2):
         report.comparisons[(a, b)] = {
-            name: compare(
+            name: _not_applicable(name, a, b, dtype, tolerances.get(name), not_applicable)
+            or compare(
                 name,
                 results_by_backend[a][name],
                 results_by_backend[b][name],
@@ -506,6 +537,19 @@ def compare_results(
             for name in names
         }
     return report
+
+
+def _not_applicable(name: str, a: str, b: str, dtype, tolerance: float | None,
+                    not_applicable: Mapping[str, Mapping[str, str]]) -> Comparison | None:
+    """The "n/a" Comparison of ``name`` between ``a`` and ``b`` when either does not compute it."""
+    reason = not_applicable.get(a, {}).get(name) or not_applicable.get(b, {}).get(name)
+    if reason is None:
+        return None
+    dtype = np.dtype(dtype)
+    return Comparison(name=name, ours=a, theirs=b, dtype=str(dtype),
+                      tolerance=float(parity_tolerance(name, dtype) if tolerance is None else tolerance),
+                      ours_shape=(), theirs_shape=(), ours_dtype=str(dtype), theirs_dtype=str(dtype),
+                      not_applicable=reason)
 
 
 def first_divergence(report: Report) -> Divergence | None:
@@ -540,18 +584,40 @@ def _suspect(report: Report, name: str, failing: tuple[Comparison, ...]) -> str 
 # Table
 
 _CELL = 7  # width of one number: "1.2e-07"
+_PAIRS_PER_BLOCK = 4  # four pairs fit in 100 columns; more pairs make several blocks of rows
 
 
 def format_table(report: Report) -> str:
     """Rows: quantity, shape, max abs and max rel per pair, tolerance, verdict.
 
-    Three pairs fit in about 85 columns. A shape or dtype failure shows "shape!"/"dtype!" in the
-    pair's cells; a NaN or infinity shows "nan".
+    Three pairs fit in about 85 columns; more than four (four or more backends) are printed as
+    several blocks of at most four pairs, each with its own header, verdicts per block. A shape or
+    dtype failure shows "shape!"/"dtype!" in the pair's cells; a NaN or infinity shows "nan"; a
+    quantity one side does not compute shows "n/a".
     """
     pairs = report.pairs
+    blocks = [pairs[i:i + _PAIRS_PER_BLOCK] for i in range(0, len(pairs), _PAIRS_PER_BLOCK)]
+    lines = [report.title] if report.title else []
+    for number, block in enumerate(blocks):
+        if number:
+            lines.append("")
+        lines += _table_block(report, block)
+    return "\n".join(lines)
+
+
+def _shape_of(report: Report, name: str) -> str:
+    """The quantity's shape from the first pair that compared it ("-" if none did)."""
+    for pair in report.pairs:
+        comparison = report.comparisons[pair][name]
+        if not comparison.not_applicable:
+            return _format_shape(comparison.ours_shape)
+    return "-"
+
+
+def _table_block(report: Report, pairs: list[tuple[str, str]]) -> list[str]:
+    """The header and rows of ``format_table`` for the backend pairs ``pairs``."""
     name_w = max([4] + [len(n) for n in report.names])
-    shapes = {name: _format_shape(report.comparisons[pairs[0]][name].ours_shape)
-              for name in report.names}
+    shapes = {name: _shape_of(report, name) for name in report.names}
     shape_w = max([5] + [len(s) for s in shapes.values()])
     pair_w = 2 * _CELL + 2  # "abs rel" plus the failure marker after rel
     head1 = " " * (name_w + shape_w + 2) + " ".join(
@@ -562,25 +628,25 @@ def format_table(report: Report) -> str:
         + " ".join(f"{'abs':>{_CELL}} {'rel':>{_CELL}} " for _ in pairs)
         + f" {'tol':>{_CELL - 2}} verdict"
     )
-    lines = []
-    if report.title:
-        lines.append(report.title)
-    lines += [head1.rstrip(), head2]
+    lines = [head1.rstrip(), head2]
     for name in report.names:
         row = [report.comparisons[pair][name] for pair in pairs]
         cells = " ".join(_cells(c) for c in row)
-        # "tie*": fails only by a proven max-pool near-tie (explained below the table).
+        # "tie*" / "known*": fails only by a proven max-pool near-tie / a proven known upstream
+        # defect (explained below the table).
         verdict = _row_verdict([report.verdict_of(pair, name) for pair in pairs])
-        verdict = "tie*" if verdict == "tie" else verdict
+        verdict = f"{verdict}*" if verdict in ("tie", "known") else verdict
         tolerance = format_number(row[0].tolerance, 0)
         lines.append(
             f"{name:<{name_w}} {shapes[name]:<{shape_w}} {cells} {tolerance:>{_CELL - 2}} {verdict}"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def _cells(c: Comparison) -> str:
     """abs and rel of one pair; a "*" after rel marks the pair that fails."""
+    if c.not_applicable:
+        return f"{'n/a':>{_CELL}} {'n/a':>{_CELL}} "
     if c.failure in ("shape", "dtype"):
         word = f"{c.failure}!"
         return f"{word:>{_CELL}} {word:>{_CELL}}*"

@@ -1,4 +1,4 @@
-"""The course ConvNet as a Keras 3 functional model (TensorFlow backend), plus its optimizer.
+"""The course ConvNet as a Keras 3 functional model, plus its (TensorFlow-backend) optimizer.
 
 Layers (names in the Keras ``vgg16`` style, read from ``reference.spec``)::
 
@@ -47,11 +47,15 @@ bias-corrected). Only float rounding of the constants differs, never the formula
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
-import tensorflow as tf
 
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, ModelSpec, TrainSpec
+
+if TYPE_CHECKING:  # annotations only; make_adam imports TensorFlow when it runs
+    import tensorflow as tf
 
 __all__ = [
     "INPUT_NAME",
@@ -74,8 +78,10 @@ _DTYPES = ("float32", "float64")
 def check_model_dtype(dtype) -> str:
     """Return the dtype name ("float32" or "float64") of ``dtype``; ValueError for anything else."""
     try:
-        name = tf.as_dtype(dtype).name
-    except TypeError as exc:
+        # keras.backend.standardize_dtype, not tf.as_dtype: this module must also import under
+        # KERAS_BACKEND=torch or jax, where TensorFlow is not loaded (signs/keras_backends.py).
+        name = keras.backend.standardize_dtype(dtype)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from exc
     if name not in _DTYPES:
         raise ValueError(f"dtype: expected float32 or float64, got {name}")
@@ -194,7 +200,13 @@ def make_adam(
     one, so that every constant of the update has the value TF1's ``ApplyAdam`` kernel sees in that
     dtype (Python floats would pass through float32 inside Keras). ``learning_rate``, if given, is a
     non-trainable variable of ``dtype`` read at every step (a schedule assigns to it).
+
+    TensorFlow backend only (the training loop of tf_model.backend). TensorFlow is imported here,
+    not at module level, so that the model definition above imports under Keras' torch and JAX
+    backends without TensorFlow.
     """
+    import tensorflow as tf
+
     dtype = check_model_dtype(dtype)
     if learning_rate is None:
         learning_rate = tf.constant(float(train.learning_rate), dtype=dtype)

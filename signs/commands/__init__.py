@@ -12,4 +12,5 @@ COMMANDS = (
     "evaluate",
     "predict",
     "bench",
+    "export",
 )

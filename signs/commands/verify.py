@@ -45,9 +45,12 @@ def register(subparsers) -> None:
                         help="also compare K Adam steps of each backend's Trainer on the same "
                         "mini-batches (costs, weights, Adam state): float64 free-running, float32 "
                         "one step at a time from the float64 states")
-    parser.add_argument("--backends", default="numpy,tf,torch", metavar="LIST",
-                        help="comma-separated backends to compare, two or three of numpy, tf, "
-                        "torch (default: numpy,tf,torch)")
+    parser.add_argument("--backends", default=None, metavar="LIST",
+                        help="comma-separated backends to compare, at least two of numpy, tf, torch, "
+                        "onnx (the exported file in onnxruntime: forward only, float32), keras-torch "
+                        "and keras-jax (the tf_model Keras model on Keras' torch / JAX backend, each in "
+                        "a subprocess); default: every one that is installed, listing the others "
+                        "with the pip extra that adds them")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="device for TF and PyTorch (default: cpu); NumPy always runs on the CPU")
     parser.add_argument("--seed", type=int, default=1,
@@ -64,11 +67,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reference.fileio import atomic_path, check_writable
-    from signs.verify.options import VerifyOptions, parse_backends, parse_dtypes
+    from signs.verify.options import DEFAULT_BACKENDS, VerifyOptions, parse_backends, parse_dtypes
     from signs.verify.run import run_verification
 
     options = VerifyOptions(
-        backends=parse_backends(args.backends),
+        backends=DEFAULT_BACKENDS if args.backends is None else parse_backends(args.backends),
         dtypes=parse_dtypes(args.dtype),
         weights=args.weights,
         data=args.data,

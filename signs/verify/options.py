@@ -28,7 +28,9 @@ __all__ = [
     "cast_arrays",
 ]
 
-DEFAULT_BACKENDS: tuple[str, ...] = tuple(BACKENDS)  # numpy, tf, torch
+# Every runtime: numpy, tf, torch, onnx, keras-torch, keras-jax. Those not installed are skipped
+# and listed with the pip extra that adds them.
+DEFAULT_BACKENDS: tuple[str, ...] = tuple(BACKENDS)
 DTYPES: tuple[str, ...] = ("float32", "float64")
 COURSE_BATCH = 2  # the course's forward_propagation test fed randn(2, 64, 64, 3)
 COURSE_SEED = 1  # ... right after np.random.seed(1)

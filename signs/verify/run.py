@@ -11,6 +11,7 @@ import numpy as np
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, ModelSpec, TrainSpec
 from signs.compare import Report, compare_results, first_divergence
 from signs.ties import classify_ties
+from signs.upstream import classify_keras_float64_matmul
 from signs.verify.adam_steps import compare_training, float64_states, single_steps_report, train_all, training_batches
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all, near_tie_notes
 from signs.verify.options import (
@@ -43,6 +44,8 @@ class VerifyResult:
     batch: int
     reports: list[Report] = field(default_factory=list)
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    # How each runtime that is not a framework of its own runs ({backend: line}; e.g. a subprocess).
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +57,12 @@ class VerifyResult:
     def n_ties(self) -> int:
         """Comparisons whose verdict is "tie" (proven max-pool near-ties)."""
         return sum(len(r.tied()) for r in self.reports)
+
+    @property
+    def n_known(self) -> int:
+        """Comparisons whose verdict is "known" (proven known upstream defects, signs.upstream)."""
+        return sum(1 for r in self.reports for pair in r.pairs for name in r.names
+                   if r.verdict_of(pair, name) == "known")
 
     @property
     def exit_code(self) -> int:
@@ -68,6 +77,8 @@ class VerifyResult:
             _wrap(f"  weights: {self.weights}"),
             _wrap(f"  inputs:  {self.inputs}"),
         ]
+        for name, note in self.notes.items():
+            lines.append(_wrap(f"  {name}: {note}"))
         for name, reason in self.skipped.items():
             lines.append(_wrap(f"  skipped {name}: {reason}"))
         for report in self.reports:
@@ -88,8 +99,11 @@ class VerifyResult:
         skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
         ties = (f"; {self.n_ties} gradient comparison(s) differ only by proven max-pool "
                 "near-ties (tie*, see the notes)") if self.n_ties else ""
+        if self.n_known:
+            ties += (f"; {self.n_known} comparison(s) differ only by a proven known upstream defect "
+                     "(known*, see the notes)")
         if self.ok:
-            if self.n_ties:
+            if self.n_ties or self.n_known:
                 return (f"verdict: OK: every quantity agrees within tolerance ({checked}{skipped})"
                         f"{ties}; --strict fails them")
             return f"verdict: OK: every quantity agrees within tolerance ({checked}{skipped})"
@@ -109,6 +123,8 @@ class VerifyResult:
             "exit_code": self.exit_code,
             "strict": self.options.strict,
             "ties": self.n_ties,
+            "known": self.n_known,
+            "notes": dict(self.notes),
             "backends": list(self.backends),
             "skipped": dict(self.skipped),
             "device": self.options.device,
@@ -156,42 +172,78 @@ def run_verification(options: VerifyOptions = VerifyOptions(), *,
                           inputs.X.shape[0])
     if len(backends) < 2:
         return result
-    batches = training_batches(inputs.X, inputs.Y, options.steps, train) if options.steps else []
+    result.notes = {name: backend.NOTE for name, backend in backends.items() if getattr(backend, "NOTE", None)}
+    # Adam steps need a Trainer: the three native backends only.
+    trainers = {name: backend for name, backend in backends.items() if hasattr(backend, "Trainer")}
+    steps = options.steps if len(trainers) >= 2 else 0
+    if options.steps and not steps:
+        result.notes["steps"] = f"--steps needs two backends with a Trainer (numpy, tf, torch); got {list(trainers)}"
+    batches = training_batches(inputs.X, inputs.Y, steps, train) if steps else []
     states = []
     if batches and "float32" in options.dtypes:
-        first = next(iter(backends))
-        states = float64_states(backends[first], params, batches, spec=spec, train=train)
+        first = next(iter(trainers))
+        states = float64_states(trainers[first], params, batches, spec=spec, train=train)
     for dtype_name in options.dtypes:
         dtype = np.dtype(dtype_name)
         typed_params = cast_arrays(params, dtype)
         X, Y = inputs.X.astype(dtype), inputs.Y.astype(dtype)
-        timing: dict[str, float] = {}
-        results = forward_backward_all(backends, typed_params, X, Y, spec=spec,
-                                       device=options.device, seconds=timing)
-        title = f"{dtype_name}: forward and backward, batch {X.shape[0]}"
-        report = compare_results(results, FORWARD_BACKWARD_NAMES, dtype, title=title)
-        if not report.ok:
-            report.notes += near_tie_notes(results, spec)
-            # A gradient-only float32 failure may be a max-pool near-tie: prove it or keep FAIL.
-            not_ties = classify_ties(report, results, typed_params, X, Y, spec)
-            report.notes += [f"{'-'.join(pair)} is not a near-tie: {why}"
-                             for pair, why in not_ties.items() if why and dtype == np.float32]
-        result.reports.append(report)
-        result.seconds[f"{dtype_name} forward+backward"] = timing
+        report = _forward_backward_report(result, backends, typed_params, X, Y, spec, options.device)
+        if report is not None:
+            result.reports.append(report)
         if batches and dtype == np.float64:
             typed_batches = [(bx.astype(dtype), by.astype(dtype)) for bx, by in batches]
             timing = {}
-            trained = train_all(backends, typed_params, typed_batches, spec=spec, train=train,
+            trained = train_all(trainers, typed_params, typed_batches, spec=spec, train=train,
                                 device=options.device, seconds=timing)
-            title = f"{dtype_name}: {options.steps} Adam steps, free-running"
+            title = f"{dtype_name}: {steps} Adam steps, free-running"
             result.reports.append(compare_training(trained, dtype, title=title))
-            result.seconds[f"{dtype_name} {options.steps} Adam steps"] = timing
+            result.seconds[f"{dtype_name} {steps} Adam steps"] = timing
         elif batches:
             timing = {}
-            title = (f"{dtype_name}: {options.steps} single Adam steps from the float64 states "
-                     f"of {next(iter(backends))} (worst step)")
+            title = (f"{dtype_name}: {steps} single Adam steps from the float64 states "
+                     f"of {next(iter(trainers))} (worst step)")
             result.reports.append(single_steps_report(
-                backends, states, batches, dtype, spec=spec, train=train, device=options.device,
+                trainers, states, batches, dtype, spec=spec, train=train, device=options.device,
                 title=title, seconds=timing))
-            result.seconds[f"{dtype_name} {options.steps} single Adam steps"] = timing
+            result.seconds[f"{dtype_name} {steps} single Adam steps"] = timing
     return result
+
+
+def _forward_backward_report(result: VerifyResult, backends: dict, params: dict, X: np.ndarray,
+                             Y: np.ndarray, spec: ModelSpec, device: str) -> Report | None:
+    """Every backend that supports the dtype, forward and backward, compared pair by pair.
+
+    Quantities a backend does not compute (an inference runtime's cost and gradients) are "n/a";
+    a float32 gradient-only failure is checked for max-pool near-ties (signs.ties), a float64
+    failure of a Keras backend for the known float32 dense matmul (signs.upstream). None when
+    fewer than two backends support the dtype.
+    """
+    dtype = X.dtype
+    active = {}
+    for name, backend in backends.items():
+        reason = getattr(backend, "UNSUPPORTED_DTYPES", {}).get(dtype.name)
+        if reason:
+            result.notes[f"{name} {dtype.name}"] = f"not checked: {reason}"
+        else:
+            active[name] = backend
+    if len(active) < 2:
+        return None
+    timing: dict[str, float] = {}
+    results = forward_backward_all(active, params, X, Y, spec=spec, device=device, seconds=timing)
+    result.seconds[f"{dtype.name} forward+backward"] = timing
+    title = f"{dtype.name}: forward and backward, batch {X.shape[0]}"
+    not_applicable = {name: getattr(backend, "NOT_APPLICABLE", {}) for name, backend in active.items()}
+    report = compare_results(results, FORWARD_BACKWARD_NAMES, dtype, title=title,
+                             not_applicable=not_applicable)
+    for name, backend in active.items():
+        if hasattr(backend, "float64_matmul_dtype"):
+            report.known.update(classify_keras_float64_matmul(
+                report, name, backend.float64_matmul_dtype(device=device)))
+    if not report.ok:
+        native = {name: r for name, r in results.items() if not not_applicable[name]}
+        report.notes += near_tie_notes(native, spec)
+        # A gradient-only float32 failure may be a max-pool near-tie: prove it or keep FAIL.
+        not_ties = classify_ties(report, results, params, X, Y, spec)
+        report.notes += [f"{'-'.join(pair)} is not a near-tie: {why}"
+                         for pair, why in not_ties.items() if why and dtype == np.float32]
+    return report

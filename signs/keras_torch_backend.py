@@ -1,0 +1,21 @@
+"""Backend ``keras-torch``: the ``tf_model`` Keras model on Keras 3's torch backend, in a subprocess.
+
+The ``signs.backends`` interface (forward_backward, predict_logits; no Trainer) over
+:mod:`signs.keras_backends`, which explains the subprocess and the ``.weights.h5`` hand-over.
+Importing this module raises ImportError when the child could not run here.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from signs import keras_backends
+
+NAME = "keras-torch"
+NOTE = keras_backends.SUBPROCESS_NOTE.format(backend="torch")
+
+keras_backends.require(NAME)
+
+forward_backward = partial(keras_backends.forward_backward, NAME)
+predict_logits = partial(keras_backends.predict_logits, NAME)
+float64_matmul_dtype = partial(keras_backends.float64_matmul_dtype, NAME)
