@@ -120,7 +120,7 @@ def run_numpy(case: LayerCase, x, w, G_of):
 
     pad = case.padding.lower() if isinstance(case.padding, str) else case.padding
     if case.kind == "conv":
-        b = _conv_bias(case).reshape(1, 1, 1, case.n_C)  # the course's bias layout
+        b = _conv_bias(case).astype(x.dtype).reshape(1, 1, 1, case.n_C)  # the course's bias layout
         y, cache = fast_layers.conv_forward_fast(x, w, b, {"stride": case.stride, "pad": pad})
         G = G_of(y.shape)
         dx, dw, db = fast_layers.conv_backward_fast(G, cache)
@@ -361,7 +361,7 @@ def test_layer_sweep_on_keras_backends(runtime, layer_frameworks):
         numpy_result = run_numpy(case, x, w, lambda shape: np.zeros(shape))  # forward shape only
         G = _upstream(case, numpy_result)
         expected.append(run_numpy(case, x, w, lambda shape: G))
-        arrays.update({f"x{i}": x, f"G{i}": G, **({} if w is None else {f"w{i}": w})})
+        arrays.update({f"x{i}": x, f"G{i}": G, **({} if w is None else {f"w{i}": w, f"b{i}": _conv_bias(case)})})
         cases.append({"kind": case.kind, "kernel": list(case.kernel), "stride": list(case.stride),
                       "padding": case.padding})
     got = keras_backends.keras_process(name).request("layers", None, arrays, cases=cases)
@@ -414,7 +414,7 @@ def _tf_same_pads(case: LayerCase) -> list[int]:
 
 
 def _onnx_layer(case: LayerCase, w):
-    """A one-layer ONNX graph, NHWC float32 in and out: Transpose, Conv / MaxPool / AveragePool
+    """A one-layer ONNX graph, NHWC float32 in and out: Transpose, Conv (with the case's bias) / MaxPool / AveragePool
     with TF's SAME padding written out (:func:`_tf_same_pads`), Transpose."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -424,7 +424,8 @@ def _onnx_layer(case: LayerCase, w):
     if case.kind == "conv":
         # HWIO (f_h, f_w, c_in, c_out) -> OIHW (c_out, c_in, f_h, f_w)
         initializers.append(numpy_helper.from_array(np.ascontiguousarray(w.transpose(3, 2, 0, 1)).astype(np.float32), "w"))
-        inputs.append("w")
+        initializers.append(numpy_helper.from_array(_conv_bias(case).astype(np.float32), "b"))
+        inputs += ["w", "b"]
         layer = helper.make_node("Conv", inputs, ["y"], kernel_shape=list(case.kernel), **attrs)
     elif case.kind == "max":
         layer = helper.make_node("MaxPool", inputs, ["y"], kernel_shape=list(case.kernel), **attrs)

@@ -121,47 +121,51 @@ def _jax_forward_backward(model, activations, X, Y, spec):
     return outputs, cost, grads
 
 
-def _layer(case: dict, x, w):
-    """One conv / max / average pool of ``keras.ops`` (NHWC; kernel HWIO); padding "SAME"/"VALID"."""
+def _layer(case: dict, x, w=None, b=None):
+    """One conv (+ bias (n_C,)) / max / average pool of ``keras.ops`` (NHWC; kernel HWIO); padding
+    "SAME"/"VALID"."""
     import keras
 
     padding = case["padding"].lower()
     if case["kind"] == "conv":
-        return keras.ops.conv(x, w, strides=tuple(case["stride"]), padding=padding)
+        return keras.ops.conv(x, w, strides=tuple(case["stride"]), padding=padding) + b
     pool = keras.ops.max_pool if case["kind"] == "max" else keras.ops.average_pool
     return pool(x, tuple(case["kernel"]), strides=tuple(case["stride"]), padding=padding)
 
 
-def _layer_gradients(case: dict, x, w, G) -> dict:
-    """{"out", "dx"(, "dw")}: the layer and the gradient of sum(G * out), by the backend's autodiff."""
+def _layer_gradients(case: dict, x, w, b, G) -> dict:
+    """{"out", "dx"(, "dw", "db")}: the layer and the gradient of sum(G * out), by the backend's
+    autodiff (w and b are None for a pool)."""
     import keras
 
-    arrays = [x] if w is None else [x, w]
+    arrays = [x] if w is None else [x, w, b]
     if keras.backend.backend() == "torch":
         import torch
 
         leaves = [keras.ops.convert_to_tensor(a, dtype=a.dtype.name).requires_grad_() for a in arrays]
-        out = _layer(case, *leaves, *([None] if w is None else []))
+        out = _layer(case, *leaves)
         grads = torch.autograd.grad(out, leaves, keras.ops.convert_to_tensor(G, dtype=G.dtype.name))
     else:
         import jax
 
-        out, vjp = jax.vjp(lambda *a: _layer(case, *a, *([None] if w is None else [])), *arrays)
+        out, vjp = jax.vjp(lambda *a: _layer(case, *a), *arrays)
         grads = vjp(G)
     result = {"out": keras.ops.convert_to_numpy(out), "dx": keras.ops.convert_to_numpy(grads[0])}
     if w is not None:
         result["dw"] = keras.ops.convert_to_numpy(grads[1])
+        result["db"] = keras.ops.convert_to_numpy(grads[2])
     return result
 
 
 def _handle_layers(request: dict) -> None:
-    """The "layers" op: request["cases"] (kind, kernel, stride, padding); inputs x{i}, w{i}, G{i}."""
+    """The "layers" op: request["cases"] (kind, kernel, stride, padding); inputs x{i}, w{i}, b{i}, G{i}."""
     result = {}
     with np.load(request["inputs"], allow_pickle=False) as inputs:
         for i, case in enumerate(request["cases"]):
             w = inputs[f"w{i}"] if f"w{i}" in inputs.files else None
+            b = inputs[f"b{i}"] if f"b{i}" in inputs.files else None
             try:
-                outputs = _layer_gradients(case, inputs[f"x{i}"], w, inputs[f"G{i}"])
+                outputs = _layer_gradients(case, inputs[f"x{i}"], w, b, inputs[f"G{i}"])
             except RuntimeError as exc:  # reported per case as error{i} (a string array, no pickle)
                 result[f"error{i}"] = np.array(f"{type(exc).__name__}: {exc}")
                 continue

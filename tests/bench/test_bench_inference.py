@@ -4,7 +4,7 @@ batch 1 and batch 120 side by side per backend (benchmarks/inference.py)."""
 from __future__ import annotations
 
 from benchmarks.inference import BATCHES, inference_markdown
-from benchmarks.run import parse_sections
+from benchmarks.settings import parse_sections
 
 
 def _row(backend, batch, median, low, high):
