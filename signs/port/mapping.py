@@ -29,7 +29,7 @@ from signs.port.capture import CandidateParam, Captured
 from signs.tolerances import parity_tolerance, relative_error
 
 __all__ = ["Layouts", "CANONICAL_LAYOUTS", "ParamMap", "parse_map", "map_parameters",
-           "match_activations", "KIND_OF"]
+           "match_activations", "KIND_OF", "kind_from_words", "kind_of"]
 
 Move = Callable[[np.ndarray], np.ndarray]
 
@@ -233,15 +233,20 @@ _KIND_WORDS: tuple[tuple[str, str], ...] = (
 )
 
 
+def kind_from_words(text: str) -> str:
+    """The kind of operation an op or layer-class name says ("max_pool2d" -> "pool")."""
+    text = text.lower()
+    for word, kind in _KIND_WORDS:
+        if word in text:
+            return kind
+    return "unknown"
+
+
 def kind_of(captured: Captured) -> str:
     """The adapter's ``kind``, else one read from the label's operation words, else "unknown"."""
     if captured.kind != "unknown":
         return captured.kind
-    label = captured.label.lower()
-    for word, kind in _KIND_WORDS:
-        if word in label:
-            return kind
-    return "unknown"
+    return kind_from_words(captured.label)
 
 
 @dataclass

@@ -1,0 +1,493 @@
+"""``signs compare``: run a candidate port and the NumPy reference on the same weights and inputs.
+
+:func:`run_compare` is the whole check; ``signs/commands/compare.py`` is a thin shell around it.
+
+1. Load the candidate (:mod:`signs.port.load`) and wrap it in its framework's adapter (torch,
+   Keras, legacy TF1); map its parameters onto W1 W2 W3 b3 (:mod:`signs.port.mapping`).
+2. Per dtype (float64 first: it is exact, so a semantic difference shows there undisturbed by
+   rounding): give the candidate the weights (course-exact by default; extra parameters such as a
+   conv bias zeroed), run one forward and backward pass, match its intermediates to Z1..Z3 and
+   move everything to canonical layouts (an :class:`Observation`). The reference runs in float64
+   on the same values (the float32 inputs and weights widened exactly): float64 is the ground
+   truth, and a float32 candidate is judged against it with the float32 per-quantity tolerances.
+3. ``--steps K``: K optimizer steps of the candidate (its own optimizer, or the framework's stock
+   Adam with the course's hyperparameters) against the reference's TF1 Adam on the course's
+   mini-batches, free-running from the same start; the weights after every step are compared.
+4. Compare with the project's one engine (:mod:`signs.compare`); when anything differs, ask the
+   trap catalogue (:mod:`signs.port.traps`) which porting traps explain the candidate.
+
+Verdict: "agree" when every compared quantity is within tolerance and the candidate has no
+parameter the course net lacks; "diverge" otherwise (exit 1). A stock ``torch.optim.Adam`` is a
+divergence with ``--steps``: it is not TF1's Adam (epsilon added after bias correction), so the
+weights leave the course's trajectory; the report says that forward and gradients agree and names
+the ``adam-epsilon`` trap, so the user sees it is the optimizer alone.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
+from signs.compare import (BACKWARD_ORDER, Report, compare_results, first_divergence, format_pair_table,
+                           layer_of)
+from signs.port.capture import CandidateParam, Observation
+from signs.port.load import (CandidateSpec, call_user, framework_of, import_script, load_callable,
+                             parse_callable, parse_candidate)
+from signs.port.mapping import CANONICAL_LAYOUTS, ParamMap, map_parameters, match_activations, parse_map
+from signs.tolerances import FLOAT64_PARITY, adam_tolerance
+from signs.verify import course_vectors, data_inputs, parse_dtypes, training_batches
+
+__all__ = ["CompareOptions", "CompareResult", "run_compare", "STEP_NAMES"]
+
+REFERENCE, CANDIDATE = "reference", "candidate"
+STEP_NAMES: tuple[str, ...] = ("costs",) + PARAM_NAMES  # rows of a steps report: (K, ...) each
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What ``signs compare`` runs; the defaults are ``signs compare CANDIDATE`` with no options."""
+
+    candidate: str
+    weights: str | None = None
+    own_weights: bool = False
+    data: str | None = None
+    batch: int | None = None
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    steps: int = 0
+    optimizer: str | None = None
+    loss: str | None = None
+    input_size: tuple[int, int] | None = None
+    device: str = "cpu"
+    param_map: str | None = None
+    seed: int = 1
+
+
+@dataclass
+class CompareResult:
+    """Everything ``signs compare`` prints, as data."""
+
+    options: CompareOptions
+    candidate: str
+    framework: str
+    input_layout: str
+    weights: str
+    inputs: str
+    mapping: str
+    extra: dict[str, str]
+    activations: dict[str, dict[str, str]] = field(default_factory=dict)  # dtype -> name -> label
+    not_found: dict[str, list[str]] = field(default_factory=dict)  # dtype -> names
+    reports: list[Report] = field(default_factory=list)
+    traps: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def diverges(self) -> bool:
+        return bool(self.extra) or any(not r.ok for r in self.reports)
+
+    @property
+    def verdict(self) -> str:
+        return "diverge" if self.diverges else "agree"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.diverges else 0
+
+    def first_divergence(self) -> tuple[Report, Any] | None:
+        """The first failing quantity of the first failing report (own weights, float64, float32)."""
+        for report in self.reports:
+            divergence = first_divergence(report)
+            if divergence is not None:
+                return report, divergence
+        return None
+
+    # ------------------------------------------------------------------------------ text
+    def format_text(self) -> str:
+        lines = [
+            _wrap(f"signs compare: {self.candidate} ({self.framework}, {self.input_layout} input) "
+                  f"on {self.options.device}"),
+            _wrap(f"  weights: {self.weights}"),
+            _wrap(f"  inputs:  {self.inputs}"),
+            _wrap(f"  parameters: {self.mapping}"),
+        ]
+        if self.extra:
+            kept = "kept (--own-weights)" if self.options.own_weights else "set to zero"
+            lines.append(_wrap(f"  not in the course net, {kept}: "
+                               + ", ".join(f"{k}={v}" for k, v in self.extra.items())))
+        first_dtype = next(iter(self.activations), None)
+        if first_dtype is not None:
+            found = self.activations[first_dtype]
+            lines.append(_wrap("  activations: " + "; ".join(f"{n}={label}" for n, label in found.items())))
+        for report in self.reports:
+            extra_rows = [(n, "not found in the candidate") for n in self.not_found.get(report.dtype, ())
+                          if report.title.endswith("forward and backward") or "forward" in report.title]
+            lines += ["", format_pair_table(report, (CANDIDATE, REFERENCE), extra_rows)]
+            lines += [_wrap(line) for line in report.summary().splitlines()[:1]]
+        lines += [_wrap(note) for note in self.notes]
+        divergence = self.first_divergence()
+        if divergence is not None:
+            report, d = divergence
+            lines += ["", _wrap(f"first divergence: {d.name} ({d.layer}) in '{report.title}'")]
+            lines += [_wrap(f"  {c.message()}") for c in d.failures]
+        if self.traps:
+            lines += ["", "porting traps that explain the candidate (proven by re-running the reference):"]
+            for trap in self.traps:
+                t = _trap_dict(trap)
+                layer = f" [{t['layer']}]" if t.get("layer") else ""
+                lines.append(_wrap(f"  {t['id']}{layer}: {t['evidence']}"))
+                lines.append(_wrap(f"      fix: {t['fix']}"))
+        elif self.diverges:
+            lines += ["", "porting traps: unexplained (no trap in the catalogue explains the candidate)"]
+        lines += ["", _wrap(self.verdict_line())]
+        return "\n".join(lines)
+
+    def verdict_line(self) -> str:
+        if not self.diverges:
+            return (f"verdict: agree: every compared quantity is within tolerance "
+                    f"({len(self.reports)} checks)")
+        parts = []
+        divergence = self.first_divergence()
+        if divergence is not None:
+            parts.append(f"first divergence {divergence[1].name} ({divergence[0].title})")
+        if self.extra:
+            parts.append(f"parameters the course net lacks: {', '.join(self.extra)}")
+        forward_ok = all(r.ok for r in self.reports if "forward" in r.title)
+        if forward_ok and any(not r.ok for r in self.reports if "steps" in r.title):
+            parts.append("forward and gradients agree; only the optimizer steps differ")
+        ids = sorted({_trap_dict(t)["id"] for t in self.traps})
+        parts.append(f"explained by {', '.join(ids)}" if ids else "unexplained")
+        return "verdict: diverge: " + "; ".join(parts)
+
+    # ------------------------------------------------------------------------------ JSON
+    def rows(self) -> list[dict]:
+        rows = []
+        for report in self.reports:
+            (pair,) = report.pairs
+            for name in report.names:
+                c = report.comparisons[pair][name].to_dict()
+                rows.append({
+                    "check": report.title, "name": name, "dtype": report.dtype,
+                    "layer": layer_of(name), "shape": c["shape"], "max_abs": c["max_abs"],
+                    "max_rel": c["max_rel"], "tolerance": c["tolerance"],
+                    "worst_index": c["worst_index"], "candidate": c["ours_value"],
+                    "reference": c["theirs_value"], "verdict": report.verdict_of(pair, name),
+                    "failure": c["failure"],
+                })
+        return rows
+
+    def to_dict(self) -> dict:
+        divergence = self.first_divergence()
+        return {
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "first_divergence": None if divergence is None else divergence[1].name,
+            "first_divergence_check": None if divergence is None else divergence[0].title,
+            "candidate": self.candidate,
+            "framework": self.framework,
+            "input_layout": self.input_layout,
+            "device": self.options.device,
+            "weights": self.weights,
+            "inputs": self.inputs,
+            "parameters": self.mapping,
+            "extra_parameters": dict(self.extra),
+            "activations": self.activations,
+            "not_found": self.not_found,
+            "dtypes": list(self.options.dtypes),
+            "steps": self.options.steps,
+            "rows": self.rows(),
+            "traps": [_trap_dict(t) for t in self.traps],
+            "notes": list(self.notes),
+            "seconds": self.seconds,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _trap_dict(trap) -> dict:
+    """A trap finding as a JSON-able dict with at least id, layer, evidence, fix."""
+    if hasattr(trap, "to_dict"):
+        return trap.to_dict()
+    if is_dataclass(trap):
+        return asdict(trap)
+    return dict(trap)
+
+
+def _wrap(line: str, width: int = 100) -> str:
+    return textwrap.fill(line, width=width, subsequent_indent="      ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def _spec_for(options: CompareOptions) -> ModelSpec:
+    if options.input_size is None:
+        return COURSE_MODEL
+    h, w = options.input_size
+    if min(h, w) < 1:
+        raise ValueError(f"--input-size: expected two positive integers H W, got {h} {w}")
+    return COURSE_MODEL.with_input(h, w)
+
+
+def _load_weights(weights: str | None, spec: ModelSpec) -> tuple[dict[str, np.ndarray], str]:
+    """Course-exact initial weights for ``spec`` (float64), or a weight file in any format."""
+    if weights is None:
+        from reference.init import course_init
+
+        return course_init(spec, dtype=np.float64), "course-exact initial weights (reference.init.course_init)"
+    from signs.convert import load_weights
+
+    params, metadata = load_weights(weights, spec=spec)
+    fmt = metadata.get("source_format", "")
+    return ({k: np.asarray(v, dtype=np.float64) for k, v in params.items()},
+            weights + (f" ({fmt})" if fmt else ""))
+
+
+def _inputs(options: CompareOptions, spec: ModelSpec):
+    if options.data is None:
+        return course_vectors(2 if options.batch is None else options.batch, options.seed, spec)
+    if options.input_size is not None:
+        raise ValueError("--input-size: expected course vectors, got --data too (the SIGNS images "
+                         "are 64x64)")
+    return data_inputs(options.data, options.batch)
+
+
+def _user_callable(text: str | None, option: str):
+    if text is None:
+        return None
+    path, name = parse_callable(text, option)
+    return load_callable(path, name, option)
+
+
+class _TF1Adapter:
+    """A legacy TF1 candidate (:mod:`signs.port.tf1_candidate`): canonical names and layouts."""
+
+    framework = "tf1"
+    layouts = CANONICAL_LAYOUTS
+    input_layout = "NHWC"
+    to_nhwc = None
+
+    def __init__(self, tf1, spec: ModelSpec) -> None:
+        self.tf1, self.spec = tf1, spec
+
+    def detect_layout(self, X, dtype) -> str:
+        return "NHWC"
+
+    def parameters(self, X, dtype) -> list[CandidateParam]:
+        from reference.spec import param_shapes
+
+        return [CandidateParam(n, np.zeros(s, dtype=dtype), i)
+                for i, (n, s) in enumerate(param_shapes(self.spec).items())]
+
+    def own_weights(self):
+        raise ValueError("--own-weights: legacy TF1 code builds its variables from the weights it "
+                         "is given; convert its checkpoint with signs convert and pass --weights")
+
+    def run(self, params, X, Y, dtype):
+        return self.tf1.run(dict(params), X, Y, np.dtype(dtype))
+
+    def steps(self, params, batches, dtype, train: TrainSpec = COURSE_TRAINING):
+        return self.tf1.steps(dict(params), list(batches), np.dtype(dtype),
+                              learning_rate=train.learning_rate, beta1=train.beta1,
+                              beta2=train.beta2, epsilon=train.epsilon)
+
+
+def load_candidate(options: CompareOptions, spec: ModelSpec):
+    """The adapter for ``options.candidate`` (torch, Keras or TF1); ValueError if it is none."""
+    candidate: CandidateSpec = parse_candidate(options.candidate)
+    loss = _user_callable(options.loss, "--loss")
+    optimizer = _user_callable(options.optimizer, "--optimizer")
+    if candidate.kind == "tf1":
+        if optimizer is not None or loss is not None:
+            raise ValueError("--optimizer/--loss: expected a torch or Keras candidate; legacy TF1 "
+                             "code brings its own compute_cost and runs TF1's Adam")
+        from signs.port.tf1_candidate import load_tf1_candidate
+
+        return _TF1Adapter(load_tf1_candidate(candidate.path), spec)
+    if candidate.kind == "keras":
+        from signs.port.keras_adapter import KerasCandidate, load_keras_file
+
+        return KerasCandidate(load_keras_file(candidate.path), loss=loss, optimizer=optimizer,
+                              device=options.device, spec=spec)
+    factory = load_callable(candidate.path, candidate.name, "CANDIDATE")
+    model = call_user(factory, (), "CANDIDATE")
+    framework = framework_of(model)
+    if framework == "torch":
+        from signs.port.torch_adapter import TorchCandidate
+
+        return TorchCandidate(model, loss=loss, optimizer=optimizer, device=options.device, spec=spec)
+    if framework == "keras":
+        from signs.port.keras_adapter import KerasCandidate
+
+        return KerasCandidate(model, build=factory, loss=loss, optimizer=optimizer,
+                              device=options.device, spec=spec)
+    raise ValueError(f"CANDIDATE: expected {candidate.name}() to return a torch.nn.Module or a "
+                     f"keras.Model, got {type(model).__module__}.{type(model).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Running
+
+
+def _reference_run(params: dict, X: np.ndarray, Y: np.ndarray, spec: ModelSpec) -> dict:
+    """The NumPy reference in float64: activations, cost, gradients."""
+    from reference.model import forward_backward
+
+    params64 = {n: np.asarray(params[n], dtype=np.float64) for n in PARAM_NAMES}
+    return forward_backward(params64, X.astype(np.float64), Y.astype(np.float64), spec)
+
+
+def _reference_steps(params: dict, batches, spec: ModelSpec, train: TrainSpec) -> tuple[list[dict], list[float]]:
+    """The reference's K TF1-Adam steps in float64: weights after each step and each cost."""
+    from reference.backend import Trainer
+
+    trainer = Trainer({n: np.asarray(params[n], dtype=np.float64) for n in PARAM_NAMES},
+                      train=train, spec=spec)
+    after, costs = [], []
+    for X, Y in batches:
+        costs.append(trainer.step(X.astype(np.float64), Y.astype(np.float64)))
+        after.append(trainer.get_params())
+    return after, costs
+
+
+def _forward_report(obs: Observation, reference: dict, dtype: np.dtype) -> Report:
+    names = [n for n in ACTIVATION_NAMES if n in obs.activations] + ["cost"]
+    names += [n for n in BACKWARD_ORDER if n in obs.grads]
+    candidate = {**obs.activations, "cost": np.asarray(obs.cost, dtype=dtype), **obs.grads}
+    ours = {n: np.asarray(candidate[n]).astype(dtype) for n in names}
+    theirs = {n: np.asarray(reference[n]).astype(dtype) for n in names}
+    title = f"{dtype.name}: forward and backward, batch {obs.X.shape[0]}"
+    return compare_results({CANDIDATE: ours, REFERENCE: theirs}, names, dtype, title=title)
+
+
+def _steps_report(obs: Observation, ref_after: list[dict], ref_costs: list[float],
+                  dtype: np.dtype, title: str) -> Report:
+    """Weights after each step stacked (K, ...) per parameter, and the K costs."""
+    ours = {"costs": np.asarray(obs.step_costs, dtype=dtype)}
+    theirs = {"costs": np.asarray(ref_costs, dtype=dtype)}
+    for name in PARAM_NAMES:
+        ours[name] = np.stack([np.asarray(s[name]) for s in obs.steps]).astype(dtype)
+        theirs[name] = np.stack([s[name] for s in ref_after]).astype(dtype)
+    tolerances = {name: adam_tolerance(dtype) for name in STEP_NAMES}
+    return compare_results({CANDIDATE: ours, REFERENCE: theirs}, STEP_NAMES, dtype,
+                           tolerances=tolerances, title=title)
+
+
+def _own_weights_report(own: dict, expected: dict) -> Report:
+    ours = {n: np.asarray(own[n], dtype=np.float64) for n in PARAM_NAMES}
+    theirs = {n: np.asarray(expected[n], dtype=np.float64) for n in PARAM_NAMES}
+    return compare_results({CANDIDATE: ours, REFERENCE: theirs}, PARAM_NAMES, np.float64,
+                           tolerances={n: FLOAT64_PARITY for n in PARAM_NAMES},
+                           title="own weights (--own-weights) vs --weights, canonical layout")
+
+
+def _observe(adapter, mapping: ParamMap, own: dict, canonical: dict, X, Y, dtype: np.dtype,
+             reference: dict, result: CompareResult) -> Observation:
+    """Run the candidate once and express what it computed in canonical names and layouts."""
+    run = adapter.run(own, X.astype(dtype), Y.astype(dtype), dtype)
+    ref_typed = {n: np.asarray(reference[n]).astype(dtype) for n in ACTIVATION_NAMES}
+    match = match_activations(run.captured, ref_typed, dtype, to_nhwc=adapter.to_nhwc)
+    result.activations[dtype.name] = match.labels
+    result.not_found[dtype.name] = match.not_found
+    grads = mapping.to_canonical(run.param_grads, prefix="d")
+    if run.input_grad is not None:
+        dX = run.input_grad
+        grads["dX"] = adapter.to_nhwc(dX) if run.input_layout == "NCHW" else dX
+    return Observation(
+        dtype=dtype, X=X.astype(dtype).astype(np.float64), Y=Y.astype(dtype).astype(np.float64),
+        params={n: np.asarray(canonical[n]).astype(dtype) for n in PARAM_NAMES},
+        extra={e: np.asarray(canonical[e]).astype(dtype) for e in mapping.extra if e in canonical},
+        activations=match.arrays, output=run.output, cost=run.loss,
+        grads={n: np.asarray(g) for n, g in grads.items()}, settings=dict(run.settings),
+    )
+
+
+def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) -> CompareResult:
+    """The whole check (see the module docstring). ValueError/FileNotFoundError for bad input."""
+    if options.steps < 0:
+        raise ValueError(f"--steps: expected a non-negative integer, got {options.steps}")
+    spec = _spec_for(options)
+    expected, weights_text = _load_weights(options.weights, spec)
+    inputs = _inputs(options, spec)
+    overrides = parse_map(options.param_map)
+    start = time.perf_counter()
+    adapter = load_candidate(options, spec)
+    X, Y = inputs.X, inputs.Y
+    dtypes = [np.dtype(d) for d in sorted(options.dtypes, key=lambda d: d != "float64")]
+    mapping = map_parameters(adapter.parameters(X.astype(dtypes[0]), dtypes[0]), adapter.layouts,
+                             overrides=overrides, spec=spec)
+    if options.own_weights:
+        own64 = adapter.own_weights()
+        canonical = mapping.to_canonical(own64)
+        weights_text = f"the candidate's own weights (--own-weights), checked against {weights_text}"
+    else:
+        own64 = mapping.to_candidate(expected, np.float64)
+        canonical = {**{n: expected[n] for n in PARAM_NAMES},
+                     **{e: np.zeros(mapping.shapes[n]) for e, n in mapping.extra.items()}}
+    result = CompareResult(options, parse_candidate(options.candidate).describe(), adapter.framework,
+                           adapter.detect_layout(X.astype(dtypes[0]), dtypes[0]), weights_text,
+                           inputs.description, mapping.describe(), dict(mapping.extra))
+    result.seconds["load"] = time.perf_counter() - start
+    if options.own_weights:
+        result.reports.append(_own_weights_report(canonical, expected))
+    batches = training_batches(X, Y, options.steps, train) if options.steps else []
+    for dtype in dtypes:
+        start = time.perf_counter()
+        own = {n: np.asarray(v).astype(dtype) for n, v in own64.items()}
+        typed = {n: np.asarray(v).astype(dtype) for n, v in canonical.items()}
+        reference = _reference_run(typed, X.astype(dtype), Y.astype(dtype), spec)
+        obs = _observe(adapter, mapping, own, typed, X, Y, dtype, reference, result)
+        if options.own_weights:
+            obs.own_params = {n: np.asarray(canonical[n]) for n in PARAM_NAMES}
+            obs.expected_params = {n: np.asarray(expected[n]) for n in PARAM_NAMES}
+        result.reports.append(_forward_report(obs, reference, dtype))
+        if batches:
+            typed_batches = [(bx.astype(dtype), by.astype(dtype)) for bx, by in batches]
+            steps = adapter.steps(own, typed_batches, dtype, train)
+            obs.batches = [(bx.astype(np.float64), by.astype(np.float64)) for bx, by in typed_batches]
+            obs.steps = [mapping.to_canonical(after) for after in steps.params_after]
+            obs.step_costs = list(steps.losses)
+            ref_after, ref_costs = _reference_steps(typed, obs.batches, spec, train)
+            optimizer = "its --optimizer" if options.optimizer else "stock Adam"
+            title = f"{dtype.name}: {options.steps} optimizer steps ({optimizer}), free-running"
+            result.reports.append(_steps_report(obs, ref_after, ref_costs, dtype, title))
+        result.observations.append(obs)
+        result.seconds[dtype.name] = time.perf_counter() - start
+    start = time.perf_counter()
+    result.traps = _diagnose(result, spec, train)
+    result.seconds["diagnosis"] = time.perf_counter() - start
+    return result
+
+
+def _diagnose(result: CompareResult, spec: ModelSpec, train: TrainSpec) -> list:
+    """Every trap that explains any dtype's observation, each (id, layer) once, float64's first."""
+    if not result.diverges and not any(o.settings.get("cuda") for o in result.observations):
+        return []
+    from signs.port.traps import diagnose
+
+    found, seen = [], set()
+    for obs in result.observations:
+        for trap in diagnose(obs, spec=spec, train=train):
+            t = _trap_dict(trap)
+            key = (t["id"], t.get("layer"))
+            if key not in seen:
+                seen.add(key)
+                found.append(trap)
+    return found
