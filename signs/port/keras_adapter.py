@@ -108,7 +108,10 @@ class KerasCandidate:
         self.optimizer_fn = optimizer
         self.device = device
         self.spec = spec
-        self._models: dict[str, tuple[Any, Any]] = {}
+        self._models: dict[str, tuple[Any, Any, list]] = {}
+        # Names of the trainable variables, the original model's: a model rebuilt in float64 may
+        # get other automatic layer names ("conv2d_3"), so every copy is addressed by position.
+        self.names = [v.path for v in model.trainable_variables]
         shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
         if shape is not None and shape != tuple(spec.input_shape):
             raise ValueError(f"candidate: expected a Keras model taking NHWC input "
@@ -152,22 +155,30 @@ class KerasCandidate:
         self._models[dtype] = (model, capture, layers)
         return self._models[dtype]
 
+    def _variables(self, model) -> list[tuple[str, Any]]:
+        """(name, variable) pairs of ``model``, named as the original model's variables."""
+        variables = model.trainable_variables
+        if len(variables) != len(self.names):
+            raise ValueError(f"candidate: the rebuilt model has {len(variables)} trainable "
+                             f"variables, the original {len(self.names)}: {self.names}")
+        return list(zip(self.names, variables))
+
     def own_weights(self) -> dict[str, np.ndarray]:
-        return {v.path: np.asarray(v).astype(np.float64) for v in self.original.trainable_variables}
+        return {n: np.asarray(v).astype(np.float64) for n, v in self._variables(self.original)}
 
     def parameters(self, X: np.ndarray, dtype) -> list[CandidateParam]:
         """Trainable variables in model order (Keras' order of layers is the order of use)."""
         model = self._model(dtype)[0]
-        return [CandidateParam(v.path, np.asarray(v).copy(), i)
-                for i, v in enumerate(model.trainable_variables)]
+        return [CandidateParam(n, np.asarray(v).copy(), i)
+                for i, (n, v) in enumerate(self._variables(model))]
 
     def detect_layout(self, X: np.ndarray, dtype) -> str:
         return "NHWC"
 
     def _load(self, model, params: Mapping[str, np.ndarray]) -> None:
-        for v in model.trainable_variables:
-            if v.path in params:
-                v.assign(np.asarray(params[v.path], dtype=v.dtype))
+        for n, v in self._variables(model):
+            if n in params:
+                v.assign(np.asarray(params[n], dtype=v.dtype))
 
     def _loss(self, out, Y, dtype):
         import keras
@@ -196,17 +207,17 @@ class KerasCandidate:
                 else:
                     out, layer_outputs = model(x, training=False), []
                 loss = self._loss(out, y, dtype)
-            variables = model.trainable_variables
-            grads = tape.gradient(loss, [x, *variables])
+            named = self._variables(model)
+            grads = tape.gradient(loss, [x, *(v for _, v in named)])
         captured = [Captured(f"{layer.name} ({type(layer).__name__})", np.asarray(value).copy(),
                              layout="NHWC" if len(value.shape) == 4 else "flat",
                              kind=_layer_kind(layer))
                     for layer, value in zip(layers, layer_outputs)]
-        param_grads = {v.path: (np.zeros(v.shape, dtype=dtype) if g is None else np.asarray(g).copy())
-                       for v, g in zip(variables, grads[1:])}
+        param_grads = {n: (np.zeros(v.shape, dtype=dtype) if g is None else np.asarray(g).copy())
+                       for (n, v), g in zip(named, grads[1:])}
         return CandidateRun(
             framework="keras", input_layout="NHWC",
-            params=[CandidateParam(v.path, np.asarray(v).copy(), i) for i, v in enumerate(variables)],
+            params=[CandidateParam(n, np.asarray(v).copy(), i) for i, (n, v) in enumerate(named)],
             captured=captured, output=np.asarray(out).copy(), loss=float(loss),
             param_grads=param_grads,
             input_grad=None if grads[0] is None else np.asarray(grads[0]).copy(),
@@ -237,6 +248,6 @@ class KerasCandidate:
                 variables = model.trainable_variables
                 optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
                 losses.append(float(loss))
-                after.append({v.path: np.asarray(v).copy() for v in variables})
+                after.append({n: np.asarray(v).copy() for n, v in self._variables(model)})
         self._load(model, params)  # the next run starts from the given weights again
         return StepsRun(after, losses)

@@ -14,6 +14,7 @@ module permutes them itself. The input layout is found by trying NCHW, then NHWC
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import Counter
 from typing import Callable, Mapping, Sequence
 
@@ -89,6 +90,15 @@ class _Recorder(TorchFunctionMode):
                 f"{op} #{self.calls[op]}{where}", out.detach().cpu().numpy().copy(),
                 kind=kind_from_words(op)))
         return out
+
+
+def _call(module: nn.Module, x: Tensor):
+    """``module(x)``; what the user's forward raises becomes a one-line ValueError."""
+    with warnings.catch_warnings():
+        # torch warns that padding="same" with an even kernel copies the input: true, and nothing
+        # the user must act on here.
+        warnings.filterwarnings("ignore", message="Using padding='same'")
+        return call_user(module, (x,), "candidate")
 
 
 def _push(stack: list[str], label: str):
@@ -176,7 +186,7 @@ class TorchCandidate:
                 handles.append(sub.register_forward_hook(_pop(stack)))
         try:
             with recorder:
-                out = call_user(module, (x,), "candidate")
+                out = _call(module, x)
         finally:
             for handle in handles:
                 handle.remove()
@@ -197,7 +207,7 @@ class TorchCandidate:
         for layout in ("NCHW", "NHWC"):
             try:
                 with torch.no_grad():
-                    self._check_output(module(self._input(X, layout, dtype)), X.shape[0])
+                    self._check_output(_call(module, self._input(X, layout, dtype)), X.shape[0])
             except (RuntimeError, ValueError, TypeError, IndexError) as exc:
                 errors.append(f"{layout}: {(str(exc).splitlines() or [''])[0][:160]}")
                 continue
@@ -279,7 +289,7 @@ class TorchCandidate:
         after, losses = [], []
         for X, Y in batches:
             optimizer.zero_grad(set_to_none=True)
-            out = self._check_output(module(self._input(X, layout, dtype)), X.shape[0])
+            out = self._check_output(_call(module, self._input(X, layout, dtype)), X.shape[0])
             loss = self._loss(out, torch.tensor(Y, dtype=_DTYPES[np.dtype(dtype)], device=self.device))
             loss.backward()
             optimizer.step()
