@@ -1,0 +1,467 @@
+"""The porting-trap catalogue, and the proof that a trap explains a candidate's divergence.
+
+A trap is a known porting mistake: an alteration of the course's semantics
+(:class:`signs.port.altered.Semantics`) or of a weight conversion. :func:`diagnose` re-runs the
+reference under each alteration and reports a trap only when the candidate agrees with the altered
+reference within tolerance on *every* quantity it has, where it disagreed with the true one (and
+the alteration itself moves each such quantity beyond tolerance). Anything less is not reported:
+a false alarm is a defect like a missed bug. Pure NumPy.
+
+Tolerances: ``signs.tolerances.parity_tolerance`` per quantity and dtype (the model output uses
+Z3's), ``adam_tolerance`` for weights (after steps, and own weights against expected ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+import math
+from typing import Mapping
+
+import numpy as np
+
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, GRADIENT_NAMES, PARAM_NAMES, activation_shapes
+from signs.compare import _json_float
+from signs.port import altered
+from signs.port.altered import Semantics, conv_amounts, pool_amounts
+from signs.port.capture import Observation
+from signs.port.optimizer_fit import optimizer_alternatives
+from signs.tolerances import TF32_PARITY, adam_tolerance, parity_tolerance, relative_error
+
+__all__ = ["Trap", "CATALOGUE", "TRAP_IDS", "TrapFinding", "diagnose"]
+
+
+@dataclass(frozen=True)
+class Trap:
+    """One catalogue entry: ``mistake`` says what a port did wrong, ``fix`` how to do it right."""
+
+    id: str
+    mistake: str
+    fix: str
+
+
+CATALOGUE: dict[str, Trap] = {t.id: t for t in (
+    Trap("same-padding-side",
+         "SAME's odd extra row/column placed before instead of after, or split symmetrically. TF/Keras "
+         "SAME pads total = f - 1 (stride 1) with total // 2 before and the rest after; torch's "
+         "padding='same' does the same at stride 1 (ATen pads the extra element on the right) and "
+         "refuses stride > 1; an explicit nn.Conv2d(padding=p) pads p on both sides, which for the "
+         "course's even kernels (4, 2) changes the output size.",
+         "pad SAME as TF: extra row/column after (F.pad(x, (before, after, before, after)) or "
+         "nn.Conv2d(..., padding='same'))"),
+    Trap("padding-mode",
+         "VALID (no padding) where the course's conv uses SAME: nn.Conv2d's default padding=0, or "
+         "Keras Conv2D's default padding='valid'.",
+         "pad the conv SAME: nn.Conv2d(..., padding='same') / Conv2D(..., padding='same')"),
+    Trap("pool-padding",
+         "A SAME max-pool done wrong: floor output size without padding (torch's MaxPool2d default, "
+         "Keras' padding='valid'; a pool padding-mode slip is this same computation), torch's "
+         "ceil_mode=True (every padding cell after), or padding filled with zeros instead of -inf "
+         "(invisible after a ReLU). Visible only when the input is not divisible by the stride.",
+         "pool SAME as TF: ceil(n / s) outputs, pad (total // 2, rest) with -inf "
+         "(F.pad(x, ..., value=float('-inf')) then F.max_pool2d; Keras MaxPooling2D(padding='same'))"),
+    Trap("flatten-order",
+         "The dense layer reads NCHW-flattened features (torch's x.flatten(1) on NCHW) while W3's "
+         "rows are in the course's NHWC (TF) flatten order.",
+         "flatten NHWC: x.permute(0, 2, 3, 1).flatten(1) before the Linear (or permute W3's rows once)"),
+    Trap("kernel-layout",
+         "Conv kernels converted with a wrong permute: H and W swapped (OIHW -> HWIO written "
+         "permute(3, 2, 1, 0)) or the kernel flipped (both frameworks compute cross-correlation).",
+         "convert OIHW -> HWIO with w.permute(2, 3, 1, 0) (HWIO -> OIHW: permute(3, 2, 0, 1)), no flip"),
+    Trap("dense-layout",
+         "W3 converted wrong: rows left in NCHW flatten order, or the Linear weight (out, in) reshaped "
+         "to (in, out) instead of transposed.",
+         "Linear.weight = W3.T (transpose, never reshape); rows in NHWC order: "
+         "W3.reshape(C, H, W, 6).transpose(1, 2, 0, 3).reshape(-1, 6) from NCHW rows"),
+    Trap("conv-bias",
+         "The convs have a bias (nn.Conv2d / Conv2D default) that the course's convs do not: it "
+         "shifts activations when non-zero and, being trained, changes every step.",
+         "build the convs without bias: nn.Conv2d(..., bias=False) / Conv2D(..., use_bias=False)"),
+    Trap("softmax-output",
+         "The model ends in a softmax, so the loss (which applies its own softmax) applies it twice.",
+         "return logits: drop the final softmax (CrossEntropyLoss / softmax_cross_entropy_with_logits apply it)"),
+    Trap("loss-reduction",
+         "The loss sums over the batch (reduction='sum', tf.reduce_sum) instead of averaging.",
+         "average over the batch: reduction='mean' / tf.reduce_mean"),
+    Trap("adam-epsilon",
+         "torch.optim.Adam adds epsilon after the bias correction, w -= lr/(1-b1^t) m/(sqrt(v)/sqrt(1-b2^t)+eps); "
+         "TF1 (and Keras) add it before, w -= lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps). Or Keras' default "
+         "epsilon 1e-7 instead of the course's 1e-8.",
+         "use TF1's update (Keras' Adam form) with epsilon=1e-8, or in torch eps=1e-8 * sqrt(1 - beta2**t) per step"),
+    Trap("optimizer-hyperparameters",
+         "The learning rate or betas differ from the course's (0.009, 0.9, 0.999), e.g. a framework default lr 0.001.",
+         "Adam(lr=0.009, betas=(0.9, 0.999), eps=1e-8)"),
+    Trap("tf32",
+         "On CUDA, TF32 rounds conv/matmul operands to a 10-bit mantissa (torch's cudnn.allow_tf32 is on by "
+         "default; TF enables TF32 on Ampere and later): float32 results then differ at about 1e-3.",
+         "disable TF32: torch.backends.cuda.matmul.allow_tf32 = False; torch.backends.cudnn.allow_tf32 = False "
+         "(TF: tf.config.experimental.enable_tensor_float_32_execution(False))"),
+)}
+TRAP_IDS: tuple[str, ...] = tuple(CATALOGUE)
+
+
+@dataclass(frozen=True)
+class TrapFinding:
+    """A proven trap: ``evidence`` holds the deciding quantity, its error against the true and the
+    altered reference, the tolerance, and every compared quantity under "quantities"."""
+
+    id: str
+    layer: str | None
+    evidence: dict
+    fix: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "layer": self.layer, "evidence": self.evidence, "fix": self.fix}
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: a catalogue entry built for this case
+class _Alteration:
+    trap: str
+    layer: str | None
+    variant: str
+    changes: dict  # Semantics fields
+    fix: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantities and errors
+
+
+def _error(a, b) -> float:
+    """``relative_error``, inf for a missing quantity, a shape mismatch or a non-finite value."""
+    if a is None or b is None or np.shape(a) != np.shape(b):
+        return math.inf
+    e = relative_error(a, b)
+    return e if math.isfinite(e) else math.inf
+
+
+def _observed_single(obs: Observation) -> dict:
+    """name -> (candidate array, tolerance) for one forward/backward pass."""
+    out = {n: (obs.activations[n], parity_tolerance(n, obs.dtype)) for n in ACTIVATION_NAMES if n in obs.activations}
+    out["output"] = (obs.output, parity_tolerance("Z3", obs.dtype))
+    out["cost"] = (np.asarray(obs.cost), parity_tolerance("cost", obs.dtype))
+    out.update({n: (obs.grads[n], parity_tolerance(n, obs.dtype)) for n in GRADIENT_NAMES if n in obs.grads})
+    return out
+
+
+def _observed_steps(obs: Observation) -> dict:
+    """"step{k}.{name}" -> (candidate weights after step k, Adam tolerance)."""
+    tol = adam_tolerance(obs.dtype)
+    return {f"step{k + 1}.{n}": (arr, tol) for k, step in enumerate(obs.steps) for n, arr in step.items()}
+
+
+def _steps_as_quantities(steps: list[dict]) -> dict:
+    return {f"step{k + 1}.{n}": arr for k, step in enumerate(steps) for n, arr in step.items()}
+
+
+@dataclass
+class _Proof:
+    explains: bool
+    rows: dict  # name -> {"vs_reference", "vs_altered", "altered_vs_reference", "tolerance"}
+    agreeing: int  # quantities failing against the truth that the alteration fixes
+
+
+def _prove(observed: dict, truth: dict, alt: dict) -> _Proof:
+    rows, explains, agreeing, diverged = {}, True, 0, False
+    for name, (arr, tol) in observed.items():
+        e_true, e_alt, sep = _error(arr, truth.get(name)), _error(arr, alt.get(name)), _error(alt.get(name), truth.get(name))
+        rows[name] = {"vs_reference": e_true, "vs_altered": e_alt, "altered_vs_reference": sep, "tolerance": tol}
+        if e_alt > tol:
+            explains = False
+        if e_true > tol:
+            diverged = True
+            if sep <= tol:  # the alteration does not move this quantity: it cannot explain it
+                explains = False
+            elif e_alt <= tol:
+                agreeing += 1
+    return _Proof(explains and diverged, rows, agreeing)
+
+
+def _evidence(proof: _Proof, variant: str, **more) -> dict:
+    """The first quantity that diverged from the true reference, and every row."""
+    first = next(n for n, r in proof.rows.items() if r["vs_reference"] > r["tolerance"])
+    r = proof.rows[first]
+    return {"quantity": first, "error_vs_reference": _json_float(r["vs_reference"]),
+            "error_vs_altered": _json_float(r["vs_altered"]), "tolerance": r["tolerance"], "variant": variant,
+            **more, "quantities": {n: {k: _json_float(v) for k, v in row.items()} for n, row in proof.rows.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# The case under diagnosis, in float64
+
+
+class _Case:
+    def __init__(self, obs: Observation, spec):
+        self.obs = obs
+        self.spec = spec or COURSE_MODEL.with_input(obs.X.shape[1], obs.X.shape[2])
+        self.params = {k: np.asarray(obs.params[k], np.float64) for k in PARAM_NAMES}
+        self.X, self.Y = np.asarray(obs.X, np.float64), np.asarray(obs.Y, np.float64)
+        own = obs.own_params is not None  # without own weights the candidate's extra biases ran as zeros
+        self.biases = {k: (np.asarray(obs.extra[k], np.float64) if own else np.zeros(np.shape(obs.extra[k])))
+                       for k in ("b1", "b2") if k in obs.extra}
+        self.batches = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in obs.batches]
+        self.need_dX = "dX" in obs.grads
+
+    def single(self, sem: Semantics, backward: bool = True) -> dict:
+        return altered.forward_backward(self.params, self.X, self.Y, sem, self.spec, biases=self.biases,
+                                        need_dX=self.need_dX, backward=backward)
+
+    def steps(self, sem: Semantics) -> dict:
+        return _steps_as_quantities(altered.run_steps(self.params, self.batches, sem, self.spec, biases=self.biases))
+
+
+# ---------------------------------------------------------------------------------------------
+# Structural alterations (one forward/backward pass)
+
+
+def _pad_words(amounts) -> str:
+    (t, b), (l, r) = amounts
+    return f"F.pad(x, ({l}, {r}, {t}, {b}))"
+
+
+def _structural(case: _Case) -> list[_Alteration]:
+    """Every single structural alteration that changes something at this input size."""
+    spec, X = case.spec, case.X
+    out: list[_Alteration] = []
+    sizes = {"conv1": X.shape[1:3]}
+    shapes = activation_shapes(spec, m=1)
+    sizes["pool1"], sizes["conv2"], sizes["pool2"] = shapes["A1"][1:3], shapes["P1"][1:3], shapes["A2"][1:3]
+    for i, layer in ((1, spec.conv1), (2, spec.conv2)):
+        n_h, n_w = sizes[layer.name]
+        tf = ((conv_amounts("tf", n_h, layer.kernel, layer.stride)), conv_amounts("tf", n_w, layer.kernel, layer.stride))
+        seen = {tf}
+        for kind in ("before", "symmetric-floor", "symmetric-ceil", "valid"):
+            amounts = (conv_amounts(kind, n_h, layer.kernel, layer.stride), conv_amounts(kind, n_w, layer.kernel, layer.stride))
+            if amounts in seen or (kind != "valid" and amounts == ((0, 0), (0, 0))):
+                continue
+            seen.add(amounts)
+            trap = "padding-mode" if kind == "valid" else "same-padding-side"
+            fix = (f"pad {layer.name} SAME as TF: {_pad_words(tf)} (extra row/column after), "
+                   f"or nn.Conv2d(..., padding='same') / Conv2D(..., padding='same'); the port pads {_pad_words(amounts)}")
+            out.append(_Alteration(trap, layer.name, f"{kind} padding {amounts}", {f"conv{i}_padding": kind}, fix))
+    for i, layer in ((1, spec.pool1), (2, spec.pool2)):
+        n_h, n_w = sizes[layer.name]
+        tf = (pool_amounts("tf", n_h, layer.window, layer.stride), pool_amounts("tf", n_w, layer.window, layer.stride))
+        for kind in ("zeros", "after", "valid"):
+            amounts = (pool_amounts(kind, n_h, layer.window, layer.stride), pool_amounts(kind, n_w, layer.window, layer.stride))
+            if (kind != "zeros" and amounts == tf) or tf == ((0, 0), (0, 0)):
+                continue
+            words = {"zeros": "padded with zeros", "after": "ceil_mode (padding after)", "valid": "floor output size, no padding"}
+            fix = (f"pool {layer.name} SAME as TF: pad {_pad_words(tf)} with value=float('-inf'), then "
+                   f"F.max_pool2d(x, {layer.window}, {layer.stride}) (Keras MaxPooling2D(padding='same'))")
+            out.append(_Alteration("pool-padding", layer.name, f"{words[kind]} {amounts}", {f"pool{i}_padding": kind}, fix))
+    out.append(_Alteration("flatten-order", spec.dense_name, "dense reads NCHW-flattened features",
+                           {"flatten": "NCHW"}, CATALOGUE["flatten-order"].fix))
+    if case.biases:
+        out.append(_Alteration("conv-bias", None, f"conv biases {sorted(case.biases)}", {"conv_bias": True},
+                               CATALOGUE["conv-bias"].fix))
+    out.append(_Alteration("softmax-output", spec.dense_name, "model returns probabilities; softmax applied twice",
+                           {"output": "probabilities"}, CATALOGUE["softmax-output"].fix))
+    if case.X.shape[0] > 1:
+        out.append(_Alteration("loss-reduction", None, "loss summed over the batch", {"reduction": "sum"},
+                               CATALOGUE["loss-reduction"].fix))
+    return out
+
+
+MAX_PAIR_SEEDS = 4  # alterations that fix the most quantities, each paired with every other one
+
+
+def _try(case: _Case, observed: dict, truth: dict, alterations: tuple) -> tuple[_Proof, Semantics] | None:
+    changes: dict = {}
+    for a in alterations:
+        if set(a.changes) & set(changes):
+            return None
+        changes.update(a.changes)
+    sem = Semantics(**changes)
+    try:
+        forward = case.single(sem, backward=False)
+        quick = _prove({n: v for n, v in observed.items() if n in forward}, truth, forward)
+        if any(r["vs_altered"] > r["tolerance"] for r in quick.rows.values()):
+            return quick, sem  # a forward quantity already disagrees: skip the backward
+        return _prove(observed, truth, case.single(sem)), sem
+    except ValueError:  # the alteration changes the shapes so that the course's W3 cannot be used
+        return None
+
+
+def _structural_bases(case: _Case, observed: dict, truth: dict) -> list[tuple[tuple, Semantics, _Proof]]:
+    """Alterations (one, else two) under which the single pass agrees everywhere."""
+    singles = _structural(case)
+    tried = {a: _try(case, observed, truth, (a,)) for a in singles}
+    tried = {a: t for a, t in tried.items() if t is not None}
+    found = [((a,), sem, proof) for a, (proof, sem) in tried.items() if proof.explains]
+    if found:
+        return found
+    seeds = sorted((a for a in tried if tried[a][0].agreeing), key=lambda a: -tried[a][0].agreeing)[:MAX_PAIR_SEEDS]
+    pairs = {frozenset((s, o)) for s in seeds for o in tried if o is not s}
+    for pair in pairs:
+        pair = tuple(sorted(pair, key=singles.index))
+        result = _try(case, observed, truth, pair)
+        if result is not None and result[0].explains:
+            found.append((pair, result[1], result[0]))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight conversions (--own-weights)
+
+
+def _weight_variants(name: str, expected: np.ndarray, spec) -> list[tuple[str, str, np.ndarray]]:
+    """(trap id, variant, what a wrong conversion of ``expected`` gives), same shape."""
+    if name in ("W1", "W2") and expected.shape[0] == expected.shape[1]:
+        return [("kernel-layout", "H and W transposed", expected.transpose(1, 0, 2, 3)),
+                ("kernel-layout", "kernel flipped in H and W", expected[::-1, ::-1])]
+    if name == "W3":
+        _, H, W, C = activation_shapes(spec, m=1)["P2"]
+        n_out = expected.shape[1]
+        # rows (h, w, c) NHWC -> rows (c, h, w) NCHW
+        nchw = expected.reshape(H, W, C, n_out).transpose(2, 0, 1, 3).reshape(-1, n_out)
+        return [("dense-layout", "rows in NCHW flatten order", nchw),
+                ("dense-layout", "Linear weight (out, in) reshaped instead of transposed", expected.T.reshape(expected.shape)),
+                ("dense-layout", "W3 reshaped to (out, in) instead of transposed", expected.reshape(n_out, -1).T)]
+    return []
+
+
+def _weight_findings(obs: Observation, spec) -> list[TrapFinding]:
+    if obs.own_params is None or obs.expected_params is None:
+        return []
+    tol = adam_tolerance(obs.dtype)
+    findings = []
+    for name in PARAM_NAMES:
+        own, expected = obs.own_params.get(name), obs.expected_params.get(name)
+        if own is None or expected is None:
+            continue
+        e_true = _error(own, expected)
+        if e_true <= tol:
+            continue
+        for trap, variant, wrong in _weight_variants(name, np.asarray(expected, np.float64), spec):
+            e_alt = _error(own, wrong)
+            if e_alt <= tol < _error(wrong, expected):
+                layer = {"W1": spec.conv1.name, "W2": spec.conv2.name}.get(name, spec.dense_name)
+                findings.append(TrapFinding(trap, layer, {
+                    "quantity": name, "error_vs_reference": _json_float(e_true), "error_vs_altered": _json_float(e_alt),
+                    "tolerance": tol, "variant": variant}, CATALOGUE[trap].fix))
+    return findings
+
+
+# ---------------------------------------------------------------------------------------------
+# TF32
+
+
+def tf32_enabled(settings: Mapping) -> bool:
+    """True when ``settings`` say the device is CUDA and a TF32 flag is on.
+
+    Read: "device" (e.g. "cuda:0") and every key containing "tf32" or "tensor_float_32" (e.g. "tf32",
+    "torch.backends.cudnn.allow_tf32", "tensor_float_32_execution").
+    """
+    device = str(settings.get("device", "")).lower()
+    flags = [v for k, v in settings.items() if "tf32" in k.lower() or "tensor_float_32" in k.lower()]
+    return device.startswith(("cuda", "gpu", "/gpu")) and any(bool(v) for v in flags)
+
+
+def _tf32_finding(obs: Observation, observed: dict, truth: dict) -> list[TrapFinding]:
+    """TF32 cannot be re-run here; it is proven by the settings plus every error within TF32's
+    rounding (``TF32_PARITY``) while some exceed float32's."""
+    if np.dtype(obs.dtype) != np.float32 or not tf32_enabled(obs.settings):
+        return []
+    rows = {n: (_error(a, truth.get(n)), tol) for n, (a, tol) in observed.items()}
+    failing = [n for n, (e, tol) in rows.items() if e > tol]
+    if not failing or any(e > TF32_PARITY for e, _ in rows.values()):
+        return []
+    first = failing[0]
+    return [TrapFinding("tf32", None, {
+        "quantity": first, "error_vs_reference": rows[first][0], "error_vs_altered": None, "tolerance": rows[first][1],
+        "tf32_bound": TF32_PARITY, "worst_error": max(e for e, _ in rows.values()),
+        "settings": {k: str(v) for k, v in obs.settings.items()}}, CATALOGUE["tf32"].fix)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The diagnosis
+
+
+def _findings_for(alterations: tuple, proof: _Proof, extra_evidence: dict | None = None) -> list[TrapFinding]:
+    variant = " + ".join(f"{a.trap}{'@' + a.layer if a.layer else ''}: {a.variant}" for a in alterations)
+    more = {"combined_with": [a.trap for a in alterations]} if len(alterations) > 1 else {}
+    evidence = _evidence(proof, variant, **more, **(extra_evidence or {}))
+    return [TrapFinding(a.trap, a.layer, evidence, a.fix) for a in alterations]
+
+
+def _step_options(case: _Case, alterations: tuple, sem: Semantics):
+    """(alterations, semantics, extra evidence) to try on the steps, cheapest first: the base, a
+    trained conv bias, then the optimizers that replay the candidate's steps."""
+    yield alterations, sem, {}
+    if case.biases and not sem.conv_bias:
+        bias = _Alteration("conv-bias", None, f"conv biases {sorted(case.biases)} trained",
+                           {"conv_bias": True}, CATALOGUE["conv-bias"].fix)
+        yield alterations + (bias,), replace(sem, conv_bias=True), {}
+    for specs, more in optimizer_alternatives(case, sem):
+        opts = tuple(_Alteration(trap, None, variant, changes, fix) for trap, variant, changes, fix in specs)
+        merged = {k: v for opt in opts for k, v in opt.changes.items()}
+        yield alterations + opts, replace(sem, **merged), more
+
+
+def _step_findings(case: _Case, bases, observed_single: dict, truth_single: dict, truth_steps: dict) -> list[TrapFinding]:
+    """Bases that also reproduce the steps, or do so with a conv bias or another optimizer."""
+    observed = {**observed_single, **_observed_steps(case.obs)}
+    truth = {**truth_single, **truth_steps}
+    findings: list[TrapFinding] = []
+    for alterations, sem, _ in bases:
+        singles = {sem.conv_bias: case.single(sem) if alterations else truth_single}
+        for alts, option_sem, more in _step_options(case, alterations, sem):
+            if not alts:
+                continue  # the course's own semantics: the steps already diverged from them
+            if option_sem.conv_bias not in singles:
+                singles[option_sem.conv_bias] = case.single(option_sem)
+            proof = _prove(observed, truth, {**singles[option_sem.conv_bias], **case.steps(option_sem)})
+            if proof.explains:
+                findings += _findings_for(alts, proof, more)
+                break
+    return findings
+
+
+def diagnose(observation: Observation, reference_errors: Mapping[str, float] | None = None, *,
+             spec=None) -> list[TrapFinding]:
+    """Every catalogue trap that explains ``observation``; [] when none does or nothing diverges.
+
+    Parameters
+    ----------
+    observation : the candidate's run in canonical names and layouts
+    reference_errors : optional {quantity: relative error against the true float64 reference}, as the
+        comparison engine measured them (activation names, "output", "cost", gradient names); when
+        given and none exceeds its tolerance (and no own weight differs), nothing is recomputed
+    spec : the model spec (default: the course's, at the observation's input size)
+
+    Returns
+    -------
+    findings : TrapFinding per proven trap (a combination of two gives two findings sharing their
+        evidence), weight-conversion traps first.
+    """
+    case = _Case(observation, spec)
+    findings = _weight_findings(observation, case.spec)
+    observed = _observed_single(observation)
+    if reference_errors is not None and not any(
+            reference_errors.get(n, 0.0) > tol for n, (_, tol) in observed.items()) and not observation.steps:
+        return findings
+    truth = case.single(Semantics())
+    diverged = any(_error(a, truth.get(n)) > tol for n, (a, tol) in observed.items())
+    bases = _structural_bases(case, observed, truth) if diverged else [((), Semantics(), None)]
+    if observation.steps:
+        truth_steps = case.steps(Semantics())
+        steps_observed = _observed_steps(observation)
+        steps_diverged = any(_error(a, truth_steps.get(n)) > tol for n, (a, tol) in steps_observed.items())
+        if steps_diverged or diverged:
+            findings += _step_findings(case, bases, observed, truth, truth_steps)
+        observed, truth = {**observed, **steps_observed}, {**truth, **truth_steps}
+    else:
+        findings += [f for alterations, _, proof in bases if alterations for f in _findings_for(alterations, proof)]
+    if not findings:
+        findings += _tf32_finding(observation, observed, truth)
+    return _cancel_consistent_layouts(findings)
+
+
+def _cancel_consistent_layouts(findings: list[TrapFinding]) -> list[TrapFinding]:
+    """W3 converted with NCHW rows *and* a dense reading NCHW features is a consistent port (the
+    product F W3 is the course's): neither is a trap, only the mapping of W3 missed the order."""
+    ids = {(f.id, f.evidence.get("variant")) for f in findings}
+    if ("dense-layout", "rows in NCHW flatten order") in ids and any(f.id == "flatten-order" for f in findings):
+        return [f for f in findings if f.id != "flatten-order"
+                and (f.id, f.evidence.get("variant")) != ("dense-layout", "rows in NCHW flatten order")]
+    return findings
