@@ -8,22 +8,20 @@ A CANDIDATE argument is one of
   ``compute_cost(Z3, Y)``), run in graph mode by :mod:`signs.port.tf1_candidate`.
 
 ``FILE.py`` is *executed* as Python, as ``python FILE.py`` would execute it up to its
-``if __name__ == "__main__"`` block: its folder goes first on ``sys.path`` so it may import its
-neighbours. Only run files you trust.
+``if __name__ == "__main__"`` block, by :func:`signs.port.script.import_script`: its folder goes
+first on ``sys.path`` so it may import its neighbours. Only run files you trust.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-__all__ = ["CandidateSpec", "parse_candidate", "parse_callable", "import_script", "load_callable", "call_user",
+from signs.port.script import import_script
+
+__all__ = ["CandidateSpec", "parse_candidate", "parse_callable", "load_callable", "call_user",
            "framework_of"]
 
 
@@ -76,48 +74,9 @@ def parse_callable(text: str, option: str) -> tuple[Path, str]:
     return path, name
 
 
-@contextlib.contextmanager
-def _script_folder_first(folder: Path) -> Iterator[None]:
-    """``folder`` first on ``sys.path`` while the block runs, as ``python FILE.py`` would have it."""
-    entry = str(folder)
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):  # the script may have removed it itself
-            sys.path.remove(entry)
-
-
-def import_script(path: Path, what: str = "CANDIDATE") -> ModuleType:
-    """Execute ``path`` as a module (not as ``__main__``: a demo block does not run).
-
-    It is registered in ``sys.modules`` under a private name derived from its absolute path, so two
-    files with the same stem do not clash, and dataclasses or pickling inside it work. Errors the
-    file raises while importing become a ValueError naming the file (exit 2, one line).
-    """
-    path = Path(path).resolve()
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    module_name = f"_signs_port_{path.stem}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{what}: {path}: expected a Python file, got one Python cannot import")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    with _script_folder_first(path.parent):
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # the user's file may raise anything; report it in one line
-            del sys.modules[module_name]
-            raise ValueError(f"{what}: {path.name} raised {type(exc).__name__} while importing: "
-                             f"{_first_line(exc)}") from exc
-    return module
-
-
 def load_callable(path: Path, name: str, what: str) -> Callable[..., Any]:
     """``name`` from the script ``path``; ValueError listing the callables it has if absent."""
-    module = import_script(path, what)
+    module = import_script(path, argument=what)
     value = getattr(module, name, None)
     if not callable(value):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")

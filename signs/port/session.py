@@ -34,11 +34,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
-from signs.compare import (BACKWARD_ORDER, Report, compare_results, first_divergence, format_pair_table,
-                           layer_of)
+from signs.compare import (BACKWARD_ORDER, Report, compare_results, first_divergence, format_number,
+                           format_pair_table, layer_of)
 from signs.port.capture import CandidateParam, Observation
-from signs.port.load import (CandidateSpec, call_user, framework_of, import_script, load_callable,
-                             parse_callable, parse_candidate)
+from signs.port.load import (CandidateSpec, call_user, framework_of, load_callable, parse_callable,
+                             parse_candidate)
 from signs.port.mapping import CANONICAL_LAYOUTS, ParamMap, map_parameters, match_activations, parse_map
 from signs.tolerances import FLOAT64_PARITY, adam_tolerance
 from signs.verify import course_vectors, data_inputs, parse_dtypes, training_batches
@@ -140,8 +140,8 @@ class CompareResult:
             lines += ["", "porting traps that explain the candidate (proven by re-running the reference):"]
             for trap in self.traps:
                 t = _trap_dict(trap)
-                layer = f" [{t['layer']}]" if t.get("layer") else ""
-                lines.append(_wrap(f"  {t['id']}{layer}: {t['evidence']}"))
+                layer = f" ({t['layer']})" if t.get("layer") else ""
+                lines.append(_wrap(f"  {t['id']}{layer}: {_evidence_text(t['evidence'])}"))
                 lines.append(_wrap(f"      fix: {t['fix']}"))
         elif self.diverges:
             lines += ["", "porting traps: unexplained (no trap in the catalogue explains the candidate)"]
@@ -226,6 +226,23 @@ def _trap_dict(trap) -> dict:
     if is_dataclass(trap):
         return asdict(trap)
     return dict(trap)
+
+
+def _evidence_text(evidence) -> str:
+    """One sentence from a finding's evidence: the variant, and the deciding quantity's error
+    against the true reference and against the reference with the trap put in."""
+    if not isinstance(evidence, dict):
+        return str(evidence)
+    quantity = evidence.get("quantity")
+    before, after = evidence.get("error_vs_reference"), evidence.get("error_vs_altered")
+    text = str(evidence.get("variant", ""))
+    if quantity is not None:
+        number = lambda v: v if isinstance(v, str) else format_number(v)
+        text += (f"; {quantity}: rel error {number(before)} against the reference, "
+                 + (f"{number(after)} against the reference with this trap "
+                    if after is not None else "")
+                 + f"(tol {format_number(evidence.get('tolerance'), 0)})")
+    return text
 
 
 def _wrap(line: str, width: int = 100) -> str:
@@ -471,20 +488,28 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
         result.observations.append(obs)
         result.seconds[dtype.name] = time.perf_counter() - start
     start = time.perf_counter()
-    result.traps = _diagnose(result, spec, train)
+    result.traps = _diagnose(result, spec)
     result.seconds["diagnosis"] = time.perf_counter() - start
     return result
 
 
-def _diagnose(result: CompareResult, spec: ModelSpec, train: TrainSpec) -> list:
+def _forward_reports(result: CompareResult) -> list[Report]:
+    return [r for r in result.reports if "forward and backward" in r.title]
+
+
+def _diagnose(result: CompareResult, spec: ModelSpec) -> list:
     """Every trap that explains any dtype's observation, each (id, layer) once, float64's first."""
     if not result.diverges and not any(o.settings.get("cuda") for o in result.observations):
         return []
     from signs.port.traps import diagnose
 
     found, seen = [], set()
-    for obs in result.observations:
-        for trap in diagnose(obs, spec=spec, train=train):
+    for obs, report in zip(result.observations, _forward_reports(result)):
+        (pair,) = report.pairs
+        # A shape failure has no number: it diverges as much as anything can.
+        errors = {n: (np.inf if c.max_rel is None or not np.isfinite(c.max_rel) else c.max_rel)
+                  for n, c in report.comparisons[pair].items()}
+        for trap in diagnose(obs, errors, spec=spec):
             t = _trap_dict(trap)
             key = (t["id"], t.get("layer"))
             if key not in seen:
