@@ -92,7 +92,7 @@ def call_user(function: Callable[..., Any], args: tuple, what: str) -> Any:
     try:
         return function(*args)
     except Exception as exc:  # user code: report, never a traceback
-        raise ValueError(f"{what}: {getattr(function, '__name__', 'it')}() raised "
+        raise ValueError(f"{what}: {getattr(function, '__name__', type(function).__name__)}() raised "
                          f"{type(exc).__name__}: {_first_line(exc)}") from exc
 
 

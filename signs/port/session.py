@@ -26,6 +26,7 @@ the ``adam-epsilon`` trap, so the user sees it is the optimizer alone.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -235,7 +236,9 @@ def _evidence_text(evidence) -> str:
         return str(evidence)
     quantity = evidence.get("quantity")
     before, after = evidence.get("error_vs_reference"), evidence.get("error_vs_altered")
+    # The catalogue spells variants "trap@layer: what"; the id and layer are printed already.
     text = str(evidence.get("variant", ""))
+    text = " + ".join(re.sub(r"^[a-z0-9-]+(@\w+)?: ", "", part) for part in text.split(" + "))
     if quantity is not None:
         number = lambda v: v if isinstance(v, str) else format_number(v)
         text += (f"; {quantity}: rel error {number(before)} against the reference, "
@@ -487,6 +490,7 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
             result.reports.append(_steps_report(obs, ref_after, ref_costs, dtype, title))
         result.observations.append(obs)
         result.seconds[dtype.name] = time.perf_counter() - start
+    result.notes += sorted(set(getattr(adapter, "notes", [])))
     start = time.perf_counter()
     result.traps = _diagnose(result, spec)
     result.seconds["diagnosis"] = time.perf_counter() - start
@@ -503,7 +507,20 @@ def _diagnose(result: CompareResult, spec: ModelSpec) -> list:
         return []
     from signs.port.traps import diagnose
 
+    from signs.port.traps import CATALOGUE, TrapFinding
+
     found, seen = [], set()
+    biases = [e for e in ("b1", "b2") if e in result.extra]
+    if biases and not result.options.steps:
+        # Zeroed, the biases change nothing in one pass, so no re-run can show them; that the
+        # candidate has them is the proof (with --steps they train, and the diagnosis re-runs).
+        owners = ", ".join(f"{result.extra[b]} ({layer_of(w)})" for b, w in zip(("b1", "b2"), ("Z1", "Z2"))
+                           if b in biases)
+        found.append(TrapFinding("conv-bias", None, {
+            "quantity": None, "variant": f"the candidate's convs have biases: {owners}; zeroed for "
+            "this comparison (--steps shows them train away from the course's weights)"},
+            CATALOGUE["conv-bias"].fix))
+        seen.add(("conv-bias", None))
     for obs, report in zip(result.observations, _forward_reports(result)):
         (pair,) = report.pairs
         # A shape failure has no number: it diverges as much as anything can.
