@@ -1,0 +1,204 @@
+"""``signs compare`` end to end: correct ports agree with no trap, every broken port names its trap.
+
+The candidates are files a user could have written (tests/port/candidates/, examples/ports/),
+run through :func:`signs.port.session.run_compare` (the library function the command wraps) and,
+for the exit codes, JSON and one-line errors, through ``signs.cli.main`` in-process. Trap tests
+run float64 only (the exact ground truth, where a semantic difference is clearest) on the
+course's two vectors; steps tests take two steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from signs.cli import main
+from signs.port.session import CompareOptions, run_compare
+
+ROOT = Path(__file__).resolve().parents[2]
+TORCH = ROOT / "tests" / "port" / "candidates" / "torch_ports.py"
+KERAS = ROOT / "tests" / "port" / "candidates" / "keras_ports.py"
+EXAMPLES = ROOT / "examples" / "ports"
+F64 = ("float64",)
+
+
+def compare(candidate: str, **options):
+    options.setdefault("dtypes", F64)
+    return run_compare(CompareOptions(candidate, **options))
+
+
+def trap_ids(result) -> set[tuple[str, str | None]]:
+    return {(t.id, t.layer) for t in result.traps}
+
+
+# ---------------------------------------------------------------------------------------------
+# Correct ports: agree, no trap (a false alarm is a defect)
+
+
+@pytest.mark.parametrize("candidate, layout", [
+    (f"{EXAMPLES}/course_torch.py:CourseNet", "NCHW"),
+    (f"{EXAMPLES}/course_torch.py:CourseNetSamePadding", "NCHW"),
+    (f"{TORCH}:correct", "NCHW"),
+    (f"{TORCH}:functional_nhwc", "NHWC"),
+    (f"{TORCH}:same_padding", "NCHW"),
+])
+def test_correct_torch_ports_agree_in_both_dtypes(candidate, layout):
+    result = compare(candidate, dtypes=("float64", "float32"))
+    assert result.verdict == "agree", result.format_text()
+    assert result.exit_code == 0 and result.traps == []
+    assert result.input_layout == layout
+    assert len(result.reports) == 2
+
+
+def test_functional_port_activations_are_found_inside_forward():
+    """F.conv2d, F.max_pool2d, torch.relu, reshape and x @ W are captured although no module
+    computes them; relu(maxpool(z)) gives P1 directly, so A1 and A2 are honestly not found."""
+    result = compare(f"{TORCH}:functional_nhwc")
+    assert result.not_found["float64"] == ["A1", "A2"]
+    labels = result.activations["float64"]
+    assert labels["Z1"].startswith("conv2d") and labels["F"].startswith("reshape")
+    assert labels["Z3"].startswith("matmul")
+
+
+def test_tf1_adam_steps_of_a_correct_torch_port_agree():
+    result = compare(f"{EXAMPLES}/course_torch.py:CourseNet", steps=2,
+                     optimizer=f"{EXAMPLES}/course_torch.py:tf1_adam", dtypes=("float64", "float32"))
+    assert result.verdict == "agree", result.format_text()
+    assert [r.title.split(":")[0] for r in result.reports] == ["float64"] * 2 + ["float32"] * 2
+
+
+def test_own_weights_converted_correctly_agree():
+    result = compare(f"{TORCH}:converted_correctly", own_weights=True)
+    assert result.verdict == "agree", result.format_text()
+    assert result.reports[0].title.startswith("own weights")
+
+
+# ---------------------------------------------------------------------------------------------
+# One broken port per trap
+
+
+@pytest.mark.parametrize("candidate, options, trap, layer", [
+    ("padding_before", {}, "same-padding-side", "conv1"),
+    ("flatten_nchw", {}, "flatten-order", "dense"),
+    ("softmax_output", {}, "softmax-output", "dense"),
+    ("pool_ceil", {"input_size": (60, 60)}, "pool-padding", "pool1"),
+    ("conv_bias", {}, "conv-bias", None),
+    ("conv_bias", {"steps": 2, "optimizer": f"{TORCH}:tf1_adam"}, "conv-bias", None),
+    ("correct", {"loss": f"{TORCH}:sum_loss"}, "loss-reduction", None),
+    ("correct", {"steps": 2}, "adam-epsilon", None),
+    ("correct", {"steps": 2, "optimizer": f"{TORCH}:tf1_adam_lr_001"}, "optimizer-hyperparameters", None),
+    ("converted_kernel_hw_swapped", {"own_weights": True}, "kernel-layout", "conv1"),
+    ("converted_dense_rows_nchw", {"own_weights": True}, "dense-layout", "dense"),
+])
+def test_each_torch_trap_is_named(candidate, options, trap, layer):
+    result = compare(f"{TORCH}:{candidate}", **options)
+    assert result.verdict == "diverge" and result.exit_code == 1
+    assert (trap, layer) in trap_ids(result), result.format_text()
+    assert len({t.id for t in result.traps}) == 1, result.format_text()
+
+
+def test_stock_torch_adam_is_a_divergence_of_the_optimizer_alone():
+    result = compare(f"{TORCH}:correct", steps=2)
+    assert result.reports[0].ok and not result.reports[1].ok
+    assert "only the optimizer steps differ" in result.verdict_line()
+
+
+def test_a_pool_trap_hidden_at_64_is_not_reported():
+    """64 is a multiple of every stride: ceil_mode changes nothing there, so nothing is reported."""
+    result = compare(f"{TORCH}:pool_ceil")
+    assert result.verdict == "agree" and result.traps == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras
+
+
+@pytest.fixture(scope="module")
+def keras_example():
+    return compare(f"{EXAMPLES}/course_keras.py:course_model", steps=2, dtypes=("float64", "float32"))
+
+
+def test_keras_example_agrees_with_stock_adam(keras_example):
+    assert keras_example.verdict == "agree", keras_example.format_text()
+    assert keras_example.framework == "keras" and len(keras_example.reports) == 4
+
+
+def test_keras_fused_relu_hides_z_but_agrees():
+    result = compare(f"{KERAS}:sequential_fused_relu")
+    assert result.verdict == "agree", result.format_text()
+    assert result.not_found["float64"] == ["Z1", "Z2"]
+
+
+def test_saved_keras_file_is_loaded_safely_and_agrees(tmp_path):
+    from signs.port.load import call_user, load_callable, parse_callable
+
+    path = tmp_path / "port.keras"
+    call_user(load_callable(*parse_callable(f"{KERAS}:correct", "test"), "test"), (), "test").save(path)
+    result = compare(str(path), dtypes=("float64", "float32"))
+    assert result.verdict == "agree", result.format_text()
+
+
+@pytest.mark.parametrize("candidate, options, trap, layer", [
+    ("conv1_valid", {}, "padding-mode", "conv1"),
+    ("default_bias", {}, "conv-bias", None),
+    ("correct", {"steps": 2, "optimizer": f"{KERAS}:adam_default_epsilon"}, "adam-epsilon", None),
+])
+def test_keras_traps_are_named(candidate, options, trap, layer):
+    result = compare(f"{KERAS}:{candidate}", **options)
+    assert result.verdict == "diverge"
+    assert (trap, layer) in trap_ids(result), result.format_text()
+
+
+def test_tf1_course_code_agrees():
+    result = compare(str(EXAMPLES / "course_tf1.py"), steps=1)
+    assert result.verdict == "agree", result.format_text()
+    assert result.framework == "tf1"
+
+
+# ---------------------------------------------------------------------------------------------
+# The command: exit codes, JSON, one-line errors
+
+
+def test_cli_json_of_a_diverging_port(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    code = main(["compare", f"{TORCH}:padding_before", "--dtype", "float64", "--json-out", str(out)])
+    assert code == 1
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "diverge" and report["first_divergence"] == "Z1"
+    trap = report["traps"][0]
+    assert trap["id"] == "same-padding-side" and trap["layer"] == "conv1"
+    assert trap["fix"] and trap["evidence"]["error_vs_altered"] <= trap["evidence"]["tolerance"]
+    z1 = next(r for r in report["rows"] if r["name"] == "Z1")
+    assert z1["verdict"] == "FAIL" and len(z1["worst_index"]) == 4
+    assert "same-padding-side (conv1)" in capsys.readouterr().out
+
+
+def test_cli_agreeing_port_exits_0_with_json(capsys):
+    assert main(["compare", f"{TORCH}:correct", "--dtype", "float64", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "agree" and report["first_divergence"] is None
+    assert report["traps"] == [] and {r["name"] for r in report["rows"]} >= {"Z1", "dX", "cost"}
+
+
+def test_help_says_the_file_is_executed(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    assert "executed as Python" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["missing.py:Net"], "no such file"),
+    ([f"{TORCH}:nothing_here"], "callables defined there"),
+    ([f"{TORCH}:sum_loss"], "raised TypeError"),
+    ([f"{TORCH}:correct", "--map", "fc.weight=W9"], "--map"),
+    ([f"{TORCH}:correct", "--map", "nope=W1"], "no candidate parameter named nope"),
+    ([f"{TORCH}:correct", "--loss", f"{TORCH}:missing"], "--loss"),
+    ([f"{ROOT}/README.md"], "CANDIDATE: expected"),
+])
+def test_bad_candidates_are_one_line_errors(argv, words, capsys):
+    assert main(["compare", *argv, "--dtype", "float64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("signs compare: error:") and len(err.splitlines()) == 1
+    assert words in err
