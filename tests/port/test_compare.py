@@ -202,3 +202,11 @@ def test_bad_candidates_are_one_line_errors(argv, words, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("signs compare: error:") and len(err.splitlines()) == 1
     assert words in err
+
+
+def test_keras_stock_adam_with_python_numbers_agrees_in_float64():
+    """Keras rounds Python-number betas to float32 in its bias correction; in a float64 run that is
+    an artifact, not the port's: the float64 steps must still agree (and say what was done)."""
+    result = compare(f"{KERAS}:correct", steps=2, optimizer=f"{KERAS}:adam_course")
+    assert result.verdict == "agree", result.format_text()
+    assert any("float64 constants" in note for note in result.notes)
