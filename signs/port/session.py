@@ -48,6 +48,9 @@ __all__ = ["CompareOptions", "CompareResult", "run_compare", "STEP_NAMES"]
 
 REFERENCE, CANDIDATE = "reference", "candidate"
 STEP_NAMES: tuple[str, ...] = ("costs",) + PARAM_NAMES  # rows of a steps report: (K, ...) each
+# The optimizer a candidate steps with when no --optimizer is given, per framework.
+STOCK_ADAM = {"torch": "stock torch.optim.Adam", "keras": "stock keras.optimizers.Adam",
+              "tf1": "tf.compat.v1.train.AdamOptimizer"}
 
 
 @dataclass(frozen=True)
@@ -485,7 +488,7 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
             obs.steps = [mapping.to_canonical(after) for after in steps.params_after]
             obs.step_costs = list(steps.losses)
             ref_after, ref_costs = _reference_steps(typed, obs.batches, spec, train)
-            optimizer = "its --optimizer" if options.optimizer else "stock Adam"
+            optimizer = "its --optimizer" if options.optimizer else STOCK_ADAM[adapter.framework]
             title = f"{dtype.name}: {options.steps} optimizer steps ({optimizer}), free-running"
             result.reports.append(_steps_report(obs, ref_after, ref_costs, dtype, title))
         result.observations.append(obs)
