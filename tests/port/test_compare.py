@@ -210,3 +210,32 @@ def test_keras_stock_adam_with_python_numbers_agrees_in_float64():
     result = compare(f"{KERAS}:correct", steps=2, optimizer=f"{KERAS}:adam_course")
     assert result.verdict == "agree", result.format_text()
     assert any("float64 constants" in note for note in result.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# TF32 (no GPU here: its rounding is emulated on the CPU and the settings reported as CUDA's)
+
+
+@pytest.fixture
+def cuda_with_tf32(monkeypatch):
+    """The torch adapter reports what torch says on a CUDA device with TF32 enabled."""
+    from signs.port import torch_adapter
+
+    def settings(device):
+        return {"framework": "torch", "device": "cuda:0", "cuda": True,
+                "torch.backends.cuda.matmul.allow_tf32": True,
+                "torch.backends.cudnn.allow_tf32": True}
+
+    monkeypatch.setattr(torch_adapter, "torch_settings", settings)
+
+
+def test_tf32_rounding_on_cuda_is_named(cuda_with_tf32):
+    result = compare(f"{TORCH}:tf32_emulated", dtypes=("float32",))
+    assert result.verdict == "diverge"
+    assert ("tf32", None) in trap_ids(result), result.format_text()
+
+
+def test_tf32_settings_alone_do_not_make_a_trap(cuda_with_tf32):
+    """TF32 on, but the numbers are IEEE float32's: nothing diverges, nothing is reported."""
+    result = compare(f"{TORCH}:correct", dtypes=("float32",))
+    assert result.verdict == "agree" and result.traps == [], result.format_text()

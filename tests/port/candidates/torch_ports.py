@@ -149,3 +149,28 @@ def tf1_adam_lr_001(model):
     from torch_model.optim import TF1Adam
 
     return TF1Adam(model.parameters(), lr=0.001)
+
+
+def _tf32(t):
+    """Round float32 to TF32's 10-bit mantissa (keep the top 19 bits), as a GPU's tensor cores do."""
+    if t.dtype != torch.float32:
+        return t
+    rounded = (t.detach().contiguous().view(torch.int32) & ~0x1FFF).view(torch.float32)
+    return t + (rounded - t).detach()  # the rounded value, the gradient of the identity
+
+
+class TF32Emulated(Port):
+    """The correct port with its conv and matmul operands rounded as TF32 would on a GPU: the
+    numbers of a correct port run on CUDA with TF32 on, reproduced on the CPU."""
+
+    def forward(self, x):
+        x = F.pad(_tf32(x), self.conv1_pad)
+        x = self.pool1(F.relu(F.conv2d(x, _tf32(self.conv1.weight))))
+        x = F.pad(_tf32(x), (0, 1, 0, 1))
+        x = self.pool2(F.relu(F.conv2d(x, _tf32(self.conv2.weight))))
+        x = _tf32(x.permute(0, 2, 3, 1).flatten(1))
+        return F.linear(x, _tf32(self.fc.weight), self.fc.bias)
+
+
+def tf32_emulated():
+    return TF32Emulated()
