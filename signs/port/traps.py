@@ -120,6 +120,7 @@ class _Alteration:
     variant: str
     changes: dict  # Semantics fields
     fix: str
+    alone: bool = True  # changes something by itself at the course's sizes (else only in a pair)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,14 +242,17 @@ def _structural(case: _Case) -> list[_Alteration]:
     for i, layer in ((1, spec.pool1), (2, spec.pool2)):
         n_h, n_w = sizes[layer.name]
         tf = (pool_amounts("tf", n_h, layer.window, layer.stride), pool_amounts("tf", n_w, layer.window, layer.stride))
-        for kind in ("zeros", "after", "valid"):
+        # Listed even where they change nothing at the course's sizes: after a conv alteration that
+        # changes the size (torch's padding=2 on conv1 gives 65x65) they pair with it.
+        pad = f"pad {_pad_words(tf)} with value=float('-inf'), then " if tf != ((0, 0), (0, 0)) else ""
+        fix = (f"pool {layer.name} SAME as TF (ceil(n / {layer.stride}) outputs): {pad}F.max_pool2d(x, {layer.window}, "
+               f"{layer.stride}) (Keras MaxPooling2D(padding='same'))")
+        words = {"zeros": "SAME padded with zeros instead of -inf", "after": "ceil_mode=True (all padding after)",
+                 "valid": "floor output size, no padding"}
+        for kind, variant in words.items():
             amounts = (pool_amounts(kind, n_h, layer.window, layer.stride), pool_amounts(kind, n_w, layer.window, layer.stride))
-            if (kind != "zeros" and amounts == tf) or tf == ((0, 0), (0, 0)):
-                continue
-            words = {"zeros": "padded with zeros", "after": "ceil_mode (padding after)", "valid": "floor output size, no padding"}
-            fix = (f"pool {layer.name} SAME as TF: pad {_pad_words(tf)} with value=float('-inf'), then "
-                   f"F.max_pool2d(x, {layer.window}, {layer.stride}) (Keras MaxPooling2D(padding='same'))")
-            out.append(_Alteration("pool-padding", layer.name, f"{words[kind]} {amounts}", {f"pool{i}_padding": kind}, fix))
+            alone = amounts != tf if kind != "zeros" else tf != ((0, 0), (0, 0))
+            out.append(_Alteration("pool-padding", layer.name, variant, {f"pool{i}_padding": kind}, fix, alone))
     out.append(_Alteration("flatten-order", spec.dense_name, "dense reads NCHW-flattened features",
                            {"flatten": "NCHW"}, CATALOGUE["flatten-order"].fix))
     if case.biases:
@@ -262,7 +266,7 @@ def _structural(case: _Case) -> list[_Alteration]:
     return out
 
 
-MAX_PAIR_SEEDS = 4  # alterations that fix the most quantities, each paired with every other one
+MAX_PAIR_SEEDS = 3  # alterations that fix the most quantities, each paired with every other one
 
 
 def _try(case: _Case, observed: dict, truth: dict, alterations: tuple) -> tuple[_Proof, Semantics] | None:
@@ -285,14 +289,17 @@ def _try(case: _Case, observed: dict, truth: dict, alterations: tuple) -> tuple[
 def _structural_bases(case: _Case, observed: dict, truth: dict) -> list[tuple[tuple, Semantics, _Proof]]:
     """Alterations (one, else two) under which the single pass agrees everywhere."""
     singles = _structural(case)
-    tried = {a: _try(case, observed, truth, (a,)) for a in singles}
-    tried = {a: t for a, t in tried.items() if t is not None}
+    results = {a: _try(case, observed, truth, (a,)) for a in singles if a.alone}
+    tried = {a: t for a, t in results.items() if t is not None}
     found = [((a,), sem, proof) for a, (proof, sem) in tried.items() if proof.explains]
     if found:
         return found
     seeds = sorted((a for a in tried if tried[a][0].agreeing), key=lambda a: -tried[a][0].agreeing)[:MAX_PAIR_SEEDS]
-    pairs = {frozenset((s, o)) for s in seeds for o in tried if o is not s}
-    for pair in pairs:
+    pairs = {frozenset((s, o)) for s in seeds for o in singles if o is not s}
+    # A conv alteration that changes the sizes so that W3 no longer fits needs the pool that restores them.
+    pools = [a for a in singles if a.trap == "pool-padding"]
+    pairs |= {frozenset((u, p)) for u in results if results[u] is None for p in pools}
+    for pair in sorted(pairs, key=lambda pr: sorted(singles.index(a) for a in pr)):
         pair = tuple(sorted(pair, key=singles.index))
         result = _try(case, observed, truth, pair)
         if result is not None and result[0].explains:
