@@ -15,10 +15,17 @@ import pytest
 
 from reference import model
 from reference.adam import Adam
+from reference.padding import same_padding_1d
 from reference.spec import COURSE_MODEL, activation_shapes, param_shapes
 from signs.port.altered import Semantics, TorchAdam, forward_backward, run_steps, simulate_observation
-from signs.port.traps import CATALOGUE, TRAP_IDS, diagnose
-from signs.tolerances import LOOP_VS_FAST_FLOAT32, LOOP_VS_FAST_FLOAT64, relative_error
+from signs.port.traps import CATALOGUE, TRAP_IDS, _prove, diagnose
+from signs.tolerances import (
+    FLOAT64_PARITY,
+    LOOP_VS_FAST_FLOAT32,
+    LOOP_VS_FAST_FLOAT64,
+    parity_tolerance,
+    relative_error,
+)
 
 ODD = COURSE_MODEL.with_input(76, 64)  # 76 is not a multiple of pool1's stride 8: pool padding shows
 
@@ -254,6 +261,16 @@ def test_unexplained_divergence_gets_no_trap():
     assert diagnose(broken) == []
 
 
+def test_an_alteration_that_does_not_move_a_quantity_cannot_explain_it():
+    # float32 cost tolerance 1e-5: the candidate is 1.5e-5 off the truth; an "alteration" moving
+    # the cost by 0.8e-5 toward it would leave it within tolerance, but proves nothing.
+    tol = parity_tolerance("cost", np.float32)
+    observed = {"cost": (np.asarray(1.0 + 1.5 * tol), tol)}
+    truth, nudged = {"cost": np.asarray(1.0)}, {"cost": np.asarray(1.0 + 0.8 * tol)}
+    assert not _prove(observed, truth, nudged).explains
+    assert _prove(observed, truth, {"cost": np.asarray(1.0 + 1.4 * tol)}).explains
+
+
 def test_consistent_nchw_port_gets_no_trap():
     # Own weights with W3's rows in NCHW order, read by an NCHW flatten: F W3 is the course's.
     expected, X, Y, _ = make(seed=12)
@@ -266,3 +283,73 @@ def test_invisible_pool_padding_is_not_claimed():
     # At 64x64 every pool window is whole: a floor-sized pool computes the course's numbers.
     params, X, Y, _ = make(seed=13)
     assert diagnose(simulate_observation(params, X, Y, Semantics(pool1_padding="valid", pool2_padding="after"))) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The altered reference computes what a real (torch) port with the trap computes
+
+
+def _torch_port(params, X, Y, sem: Semantics, spec, biases):
+    """The course net written in torch with the alterations of ``sem``: activations Z1 P1 Z3, the
+    output, the cost and the gradients, back in canonical layouts."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    b = {k: torch.tensor(v, requires_grad=True) for k, v in (biases or {}).items()}
+    x = torch.tensor(X).permute(0, 3, 1, 2).requires_grad_()  # NHWC -> NCHW
+
+    def conv(a, W, bias, kind):
+        w = W.permute(3, 2, 0, 1)  # HWIO -> OIHW
+        if kind == "tf":
+            return F.conv2d(a, w, bias, padding="same")  # torch pads the extra row/column after, as TF
+        if kind == "symmetric-floor":
+            return F.conv2d(a, w, bias, padding=(W.shape[0] - 1) // 2)
+        if kind == "valid":
+            return F.conv2d(a, w, bias)
+        total = W.shape[0] - 1  # "before": the extra one first
+        return F.conv2d(F.pad(a, (total - total // 2, total // 2) * 2), w, bias)
+
+    def pool(a, layer, kind):
+        if kind == "valid":
+            return F.max_pool2d(a, layer.window, layer.stride)  # floor output size
+        if kind == "after":
+            return F.max_pool2d(a, layer.window, layer.stride, ceil_mode=True)
+        pads = [side for n in (a.shape[3], a.shape[2]) for side in same_padding_1d(n, layer.window, layer.stride)]
+        return F.max_pool2d(F.pad(a, pads, value=float("-inf")), layer.window, layer.stride)
+
+    z1 = conv(x, t["W1"], b.get("b1"), sem.conv1_padding)
+    p1 = pool(torch.relu(z1), spec.pool1, sem.pool1_padding)
+    z2 = conv(p1, t["W2"], b.get("b2"), sem.conv2_padding)
+    p2 = pool(torch.relu(z2), spec.pool2, sem.pool2_padding)
+    f = p2.flatten(1) if sem.flatten == "NCHW" else p2.permute(0, 2, 3, 1).flatten(1)
+    z3 = f @ t["W3"] + t["b3"]
+    out = torch.softmax(z3, dim=1) if sem.output == "probabilities" else z3
+    cost = F.cross_entropy(out, torch.tensor(Y.argmax(axis=1)), reduction=sem.reduction)
+    cost.backward()
+    hwio = (0, 2, 3, 1)  # NCHW -> NHWC
+    result = {"Z1": z1.permute(*hwio), "P1": p1.permute(*hwio), "Z3": z3, "output": out, "cost": cost,
+              "dX": x.grad.permute(*hwio), **{"d" + k: v.grad for k, v in {**t, **b}.items()}}
+    return {k: v.detach().numpy() for k, v in result.items()}
+
+
+TORCH_PORTS = [
+    ({}, COURSE_MODEL), ({"conv1_padding": "before", "conv2_padding": "before"}, COURSE_MODEL),
+    ({"conv1_padding": "symmetric-floor"}, COURSE_MODEL), ({"conv2_padding": "valid"}, COURSE_MODEL),
+    ({"pool1_padding": "valid"}, ODD), ({"pool1_padding": "after", "pool2_padding": "after"}, ODD),
+    ({"flatten": "NCHW"}, COURSE_MODEL), ({"output": "probabilities"}, COURSE_MODEL),
+    ({"reduction": "sum"}, COURSE_MODEL), ({"conv_bias": True}, COURSE_MODEL),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's note on the extra copy
+@pytest.mark.parametrize("changes, spec", TORCH_PORTS, ids=[",".join(f"{k}={v}" for k, v in c.items()) or "course"
+                                                             for c, _ in TORCH_PORTS])
+def test_altered_reference_is_what_a_torch_port_computes(changes, spec):
+    params, X, Y, _ = make(spec, m=3, seed=14)
+    sem = Semantics(**changes)
+    rng = np.random.default_rng(14)
+    biases = {"b1": rng.normal(0, 0.1, 8), "b2": rng.normal(0, 0.1, 16)} if sem.conv_bias else None
+    ours = forward_backward(params, X, Y, sem, spec, biases=biases)
+    theirs = _torch_port(params, X, Y, sem, spec, biases)
+    for name, value in theirs.items():
+        assert relative_error(ours[name], value) <= FLOAT64_PARITY, name
