@@ -23,10 +23,12 @@ class Trap:
 CATALOGUE: dict[str, Trap] = {t.id: t for t in (
     Trap("same-padding-side",
          "SAME's odd extra row/column placed before instead of after, or split symmetrically. TF/Keras "
-         "SAME pads total = f - 1 (stride 1) with total // 2 before and the rest after; torch's "
-         "padding='same' does the same at stride 1 (ATen pads the extra element on the right) and "
-         "refuses stride > 1; an explicit nn.Conv2d(padding=p) pads p on both sides, which for the "
-         "course's even kernels (4, 2) changes the output size.",
+         "SAME pads total = max(0, (ceil(n/s) - 1) s + f - n) with total // 2 before and the rest after "
+         "(tensorflow/core/framework/kernel_shape_util.cc); torch's padding='same' (stride 1 only) pads "
+         "the same way, the extra element after (F.conv2d(x, w, padding='same') equals "
+         "F.conv2d(F.pad(x, (1, 2, 1, 2)), w) for a 4x4 kernel; tests/port checks it); an explicit "
+         "nn.Conv2d(padding=p) pads p on both sides, which for the course's even kernels (4, 2) changes "
+         "the output size (padding=2 then MaxPool2d(8)'s floor computes the extra row/column before).",
          "pad SAME as TF: extra row/column after (F.pad(x, (before, after, before, after)) or "
          "nn.Conv2d(..., padding='same'))"),
     Trap("padding-mode",

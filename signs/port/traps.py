@@ -133,6 +133,9 @@ class _Case:
         own = obs.own_params is not None  # without own weights the candidate's extra biases ran as zeros
         self.biases = {k: (np.asarray(obs.extra[k], np.float64) if own else np.zeros(np.shape(obs.extra[k])))
                        for k in ("b1", "b2") if k in obs.extra}
+        if len(obs.batches) != len(obs.steps):
+            raise ValueError(f"observation.batches: expected one (X, Y) per step ({len(obs.steps)}), "
+                             f"got {len(obs.batches)}")
         self.batches = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in obs.batches]
         self.need_dX = "dX" in obs.grads
 
@@ -376,11 +379,12 @@ def diagnose(observation: Observation, reference_errors: Mapping[str, float] | N
         evidence), weight-conversion traps first.
     """
     case = _Case(observation, spec)
-    findings = _weight_findings(observation, case.spec)
+    weights = _weight_findings(observation, case.spec)
     observed = _observed_single(observation)
     if reference_errors is not None and not any(
             reference_errors.get(n, 0.0) > tol for n, (_, tol) in observed.items()) and not observation.steps:
-        return findings
+        return weights
+    findings: list[TrapFinding] = []
     truth = case.single(Semantics())
     diverged = any(_error(a, truth.get(n)) > tol for n, (a, tol) in observed.items())
     bases = _structural_bases(case, observed, truth) if diverged else [((), Semantics(), None)]
@@ -394,8 +398,8 @@ def diagnose(observation: Observation, reference_errors: Mapping[str, float] | N
     else:
         findings += [f for alterations, _, proof in bases if alterations for f in _findings_for(alterations, proof)]
     if not findings:
-        findings += _tf32_finding(observation, observed, truth)
-    return _cancel_consistent_layouts(findings)
+        findings = _tf32_finding(observation, observed, truth)
+    return _cancel_consistent_layouts(weights + findings)
 
 
 def _cancel_consistent_layouts(findings: list[TrapFinding]) -> list[TrapFinding]:

@@ -9,6 +9,7 @@ shape differs from the course's are dropped, as the activation matcher reports t
 from __future__ import annotations
 
 from dataclasses import replace
+import json
 
 import numpy as np
 import pytest
@@ -136,6 +137,7 @@ def test_single_pass_trap_is_named(trap, layer, changes, spec):
     evidence = findings[0].evidence
     assert evidence["error_vs_altered"] <= evidence["tolerance"] < float(evidence["error_vs_reference"])
     assert findings[0].fix
+    json.dumps(findings[0].to_dict(), allow_nan=False)  # the JSON report carries it as is
 
 
 @pytest.mark.parametrize("trap, layer, changes, spec", [SINGLE_PASS_TRAPS[i] for i in (0, 3, 8, 10)])
@@ -252,6 +254,13 @@ def test_faithful_float32_port_gets_no_trap(seed):
     obs = simulate_observation(params, X, Y, dtype=np.float32, batches=batches,
                                settings={"device": "cuda:0", "tf32": True})
     assert diagnose(noisy(obs, seed)) == []
+
+
+def test_steps_without_their_batches_are_refused():
+    params, X, Y, batches = make(n_batches=2)
+    obs = simulate_observation(params, X, Y, batches=batches)
+    with pytest.raises(ValueError, match="observation.batches: expected one"):
+        diagnose(replace(obs, batches=batches[:1]))
 
 
 def test_unexplained_divergence_gets_no_trap():
