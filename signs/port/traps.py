@@ -28,9 +28,7 @@ from signs.port.catalogue import CATALOGUE, TRAP_IDS, Trap
 from signs.port.optimizer_fit import optimizer_alternatives
 from signs.tolerances import TF32_PARITY, adam_tolerance, parity_tolerance, relative_error
 
-__all__ = ["Trap", "CATALOGUE", "TRAP_IDS", "TrapFinding", "diagnose"]
-
-
+__all__ = ["Trap", "CATALOGUE", "TRAP_IDS", "TrapFinding", "diagnose", "tf32_enabled"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +94,12 @@ class _Proof:
 
 
 def _prove(observed: dict, truth: dict, alt: dict) -> _Proof:
+    """Does ``alt`` explain the candidate? ``observed``: name -> (candidate array, tolerance);
+    ``truth`` / ``alt``: name -> the true / altered reference's array (float64).
+
+    It does when some quantity diverged from the truth, every quantity agrees with ``alt``, and
+    ``alt`` itself differs from the truth beyond tolerance on each quantity that diverged.
+    """
     rows, explains, agreeing, diverged = {}, True, 0, False
     for name, (arr, tol) in observed.items():
         e_true, e_alt, sep = _error(arr, truth.get(name)), _error(arr, alt.get(name)), _error(alt.get(name), truth.get(name))
@@ -125,6 +129,9 @@ def _evidence(proof: _Proof, variant: str, **more) -> dict:
 
 
 class _Case:
+    """The observation's inputs in float64, the conv biases it started from, and the runs of the
+    altered reference on them (single pass, steps)."""
+
     def __init__(self, obs: Observation, spec):
         self.obs = obs
         self.spec = spec or COURSE_MODEL.with_input(obs.X.shape[1], obs.X.shape[2])
@@ -152,8 +159,9 @@ class _Case:
 
 
 def _pad_words(amounts) -> str:
+    """torch's spelling of ((top, bottom), (left, right)): F.pad takes (left, right, top, bottom)."""
     (t, b), (l, r) = amounts
-    return f"F.pad(x, ({l}, {r}, {t}, {b}))"
+    return f"F.pad(x, ({l}, {r}, {t}, {b}))" if t or b or l or r else "nothing (VALID)"
 
 
 def _structural(case: _Case) -> list[_Alteration]:
@@ -207,6 +215,7 @@ MAX_PAIR_SEEDS = 3  # alterations that fix the most quantities, each paired with
 
 
 def _try(case: _Case, observed: dict, truth: dict, alterations: tuple) -> tuple[_Proof, Semantics] | None:
+    """The proof for these alterations together; None when they clash or cannot run."""
     changes: dict = {}
     for a in alterations:
         if set(a.changes) & set(changes):
