@@ -6,6 +6,9 @@ Layout of this package (each file one idea; frameworks are imported lazily, insi
                       every adapter; and :class:`Observation`, the same run mapped to the reference's
                       canonical names and layouts, which the diagnosis reads.
 - adapters            torch / Keras / legacy TF1 candidates -> :class:`CandidateRun`.
-- ``traps.py``        the porting-trap catalogue: the reference re-run under altered semantics, and
-                      the proof that an alteration explains the candidate.
+- ``catalogue.py``    the porting traps: stable ids, the mistake each names, its one-line fix.
+- ``altered.py``      the NumPy reference under altered semantics (:class:`Semantics`; default: the
+                      course's exactly), forward, backward and TF1/torch Adam steps.
+- ``optimizer_fit.py`` which Adam a candidate ran: form, learning rate and betas from its steps.
+- ``traps.py``        :func:`diagnose`: the proof that an alteration explains the candidate.
 """

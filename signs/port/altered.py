@@ -95,10 +95,9 @@ def pool_amounts(kind: str, n: int, f: int, s: int) -> tuple[int, int]:
     """(before, after) padding of one axis of a max-pool of input length ``n`` under ``kind``."""
     if kind in ("tf", "zeros"):
         return same_padding_1d(n, f, s)
-    if kind == "after":  # torch ceil_mode=True: n_out = ceil((n - f) / s) + 1, last window starts inside
+    if kind == "after":  # torch ceil_mode=True: n_out = ceil((n - f) / s) + 1, all padding after
+        # (torch also drops a last window that would start in the padding; impossible when f <= s)
         n_out = -(-(n - f) // s) + 1
-        if (n_out - 1) * s >= n:
-            n_out -= 1
         return (0, max(0, (n_out - 1) * s + f - n))
     return (0, 0)
 

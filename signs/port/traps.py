@@ -1,4 +1,4 @@
-"""The porting-trap catalogue, and the proof that a trap explains a candidate's divergence.
+"""The proof that a porting trap (signs.port.catalogue) explains a candidate's divergence.
 
 A trap is a known porting mistake: an alteration of the course's semantics
 (:class:`signs.port.altered.Semantics`) or of a weight conversion. :func:`diagnose` re-runs the
@@ -19,84 +19,16 @@ from typing import Mapping
 
 import numpy as np
 
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, GRADIENT_NAMES, PARAM_NAMES, activation_shapes
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, PARAM_NAMES, activation_shapes
 from signs.compare import _json_float
 from signs.port import altered
 from signs.port.altered import Semantics, conv_amounts, pool_amounts
 from signs.port.capture import Observation
+from signs.port.catalogue import CATALOGUE, TRAP_IDS, Trap
 from signs.port.optimizer_fit import optimizer_alternatives
 from signs.tolerances import TF32_PARITY, adam_tolerance, parity_tolerance, relative_error
 
-__all__ = ["Trap", "CATALOGUE", "TRAP_IDS", "TrapFinding", "diagnose"]
-
-
-@dataclass(frozen=True)
-class Trap:
-    """One catalogue entry: ``mistake`` says what a port did wrong, ``fix`` how to do it right."""
-
-    id: str
-    mistake: str
-    fix: str
-
-
-CATALOGUE: dict[str, Trap] = {t.id: t for t in (
-    Trap("same-padding-side",
-         "SAME's odd extra row/column placed before instead of after, or split symmetrically. TF/Keras "
-         "SAME pads total = f - 1 (stride 1) with total // 2 before and the rest after; torch's "
-         "padding='same' does the same at stride 1 (ATen pads the extra element on the right) and "
-         "refuses stride > 1; an explicit nn.Conv2d(padding=p) pads p on both sides, which for the "
-         "course's even kernels (4, 2) changes the output size.",
-         "pad SAME as TF: extra row/column after (F.pad(x, (before, after, before, after)) or "
-         "nn.Conv2d(..., padding='same'))"),
-    Trap("padding-mode",
-         "VALID (no padding) where the course's conv uses SAME: nn.Conv2d's default padding=0, or "
-         "Keras Conv2D's default padding='valid'.",
-         "pad the conv SAME: nn.Conv2d(..., padding='same') / Conv2D(..., padding='same')"),
-    Trap("pool-padding",
-         "A SAME max-pool done wrong: floor output size without padding (torch's MaxPool2d default, "
-         "Keras' padding='valid'; a pool padding-mode slip is this same computation), torch's "
-         "ceil_mode=True (every padding cell after), or padding filled with zeros instead of -inf "
-         "(invisible after a ReLU). Visible only when the input is not divisible by the stride.",
-         "pool SAME as TF: ceil(n / s) outputs, pad (total // 2, rest) with -inf "
-         "(F.pad(x, ..., value=float('-inf')) then F.max_pool2d; Keras MaxPooling2D(padding='same'))"),
-    Trap("flatten-order",
-         "The dense layer reads NCHW-flattened features (torch's x.flatten(1) on NCHW) while W3's "
-         "rows are in the course's NHWC (TF) flatten order.",
-         "flatten NHWC: x.permute(0, 2, 3, 1).flatten(1) before the Linear (or permute W3's rows once)"),
-    Trap("kernel-layout",
-         "Conv kernels converted with a wrong permute: H and W swapped (OIHW -> HWIO written "
-         "permute(3, 2, 1, 0)) or the kernel flipped (both frameworks compute cross-correlation).",
-         "convert OIHW -> HWIO with w.permute(2, 3, 1, 0) (HWIO -> OIHW: permute(3, 2, 0, 1)), no flip"),
-    Trap("dense-layout",
-         "W3 converted wrong: rows left in NCHW flatten order, or the Linear weight (out, in) reshaped "
-         "to (in, out) instead of transposed.",
-         "Linear.weight = W3.T (transpose, never reshape); rows in NHWC order: "
-         "W3.reshape(C, H, W, 6).transpose(1, 2, 0, 3).reshape(-1, 6) from NCHW rows"),
-    Trap("conv-bias",
-         "The convs have a bias (nn.Conv2d / Conv2D default) that the course's convs do not: it "
-         "shifts activations when non-zero and, being trained, changes every step.",
-         "build the convs without bias: nn.Conv2d(..., bias=False) / Conv2D(..., use_bias=False)"),
-    Trap("softmax-output",
-         "The model ends in a softmax, so the loss (which applies its own softmax) applies it twice.",
-         "return logits: drop the final softmax (CrossEntropyLoss / softmax_cross_entropy_with_logits apply it)"),
-    Trap("loss-reduction",
-         "The loss sums over the batch (reduction='sum', tf.reduce_sum) instead of averaging.",
-         "average over the batch: reduction='mean' / tf.reduce_mean"),
-    Trap("adam-epsilon",
-         "torch.optim.Adam adds epsilon after the bias correction, w -= lr/(1-b1^t) m/(sqrt(v)/sqrt(1-b2^t)+eps); "
-         "TF1 (and Keras) add it before, w -= lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps). Or Keras' default "
-         "epsilon 1e-7 instead of the course's 1e-8.",
-         "use TF1's update (Keras' Adam form) with epsilon=1e-8, or in torch eps=1e-8 * sqrt(1 - beta2**t) per step"),
-    Trap("optimizer-hyperparameters",
-         "The learning rate or betas differ from the course's (0.009, 0.9, 0.999), e.g. a framework default lr 0.001.",
-         "Adam(lr=0.009, betas=(0.9, 0.999), eps=1e-8)"),
-    Trap("tf32",
-         "On CUDA, TF32 rounds conv/matmul operands to a 10-bit mantissa (torch's cudnn.allow_tf32 is on by "
-         "default; TF enables TF32 on Ampere and later): float32 results then differ at about 1e-3.",
-         "disable TF32: torch.backends.cuda.matmul.allow_tf32 = False; torch.backends.cudnn.allow_tf32 = False "
-         "(TF: tf.config.experimental.enable_tensor_float_32_execution(False))"),
-)}
-TRAP_IDS: tuple[str, ...] = tuple(CATALOGUE)
+__all__ = ["Trap", "CATALOGUE", "TRAP_IDS", "TrapFinding", "diagnose", "tf32_enabled"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +52,7 @@ class _Alteration:
     variant: str
     changes: dict  # Semantics fields
     fix: str
+    alone: bool = True  # changes something by itself at the course's sizes (else only in a pair)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +94,12 @@ class _Proof:
 
 
 def _prove(observed: dict, truth: dict, alt: dict) -> _Proof:
+    """Does ``alt`` explain the candidate? ``observed``: name -> (candidate array, tolerance);
+    ``truth`` / ``alt``: name -> the true / altered reference's array (float64).
+
+    It does when some quantity diverged from the truth, every quantity agrees with ``alt``, and
+    ``alt`` itself differs from the truth beyond tolerance on each quantity that diverged.
+    """
     rows, explains, agreeing, diverged = {}, True, 0, False
     for name, (arr, tol) in observed.items():
         e_true, e_alt, sep = _error(arr, truth.get(name)), _error(arr, alt.get(name)), _error(alt.get(name), truth.get(name))
@@ -190,6 +129,9 @@ def _evidence(proof: _Proof, variant: str, **more) -> dict:
 
 
 class _Case:
+    """The observation's inputs in float64, the conv biases it started from, and the runs of the
+    altered reference on them (single pass, steps)."""
+
     def __init__(self, obs: Observation, spec):
         self.obs = obs
         self.spec = spec or COURSE_MODEL.with_input(obs.X.shape[1], obs.X.shape[2])
@@ -198,6 +140,9 @@ class _Case:
         own = obs.own_params is not None  # without own weights the candidate's extra biases ran as zeros
         self.biases = {k: (np.asarray(obs.extra[k], np.float64) if own else np.zeros(np.shape(obs.extra[k])))
                        for k in ("b1", "b2") if k in obs.extra}
+        if len(obs.batches) != len(obs.steps):
+            raise ValueError(f"observation.batches: expected one (X, Y) per step ({len(obs.steps)}), "
+                             f"got {len(obs.batches)}")
         self.batches = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in obs.batches]
         self.need_dX = "dX" in obs.grads
 
@@ -214,8 +159,9 @@ class _Case:
 
 
 def _pad_words(amounts) -> str:
+    """torch's spelling of ((top, bottom), (left, right)): F.pad takes (left, right, top, bottom)."""
     (t, b), (l, r) = amounts
-    return f"F.pad(x, ({l}, {r}, {t}, {b}))"
+    return f"F.pad(x, ({l}, {r}, {t}, {b}))" if t or b or l or r else "nothing (VALID)"
 
 
 def _structural(case: _Case) -> list[_Alteration]:
@@ -241,14 +187,17 @@ def _structural(case: _Case) -> list[_Alteration]:
     for i, layer in ((1, spec.pool1), (2, spec.pool2)):
         n_h, n_w = sizes[layer.name]
         tf = (pool_amounts("tf", n_h, layer.window, layer.stride), pool_amounts("tf", n_w, layer.window, layer.stride))
-        for kind in ("zeros", "after", "valid"):
+        # Listed even where they change nothing at the course's sizes: after a conv alteration that
+        # changes the size (torch's padding=2 on conv1 gives 65x65) they pair with it.
+        pad = f"pad {_pad_words(tf)} with value=float('-inf'), then " if tf != ((0, 0), (0, 0)) else ""
+        fix = (f"pool {layer.name} SAME as TF (ceil(n / {layer.stride}) outputs): {pad}F.max_pool2d(x, {layer.window}, "
+               f"{layer.stride}) (Keras MaxPooling2D(padding='same'))")
+        words = {"zeros": "SAME padded with zeros instead of -inf", "after": "ceil_mode=True (all padding after)",
+                 "valid": "floor output size, no padding"}
+        for kind, variant in words.items():
             amounts = (pool_amounts(kind, n_h, layer.window, layer.stride), pool_amounts(kind, n_w, layer.window, layer.stride))
-            if (kind != "zeros" and amounts == tf) or tf == ((0, 0), (0, 0)):
-                continue
-            words = {"zeros": "padded with zeros", "after": "ceil_mode (padding after)", "valid": "floor output size, no padding"}
-            fix = (f"pool {layer.name} SAME as TF: pad {_pad_words(tf)} with value=float('-inf'), then "
-                   f"F.max_pool2d(x, {layer.window}, {layer.stride}) (Keras MaxPooling2D(padding='same'))")
-            out.append(_Alteration("pool-padding", layer.name, f"{words[kind]} {amounts}", {f"pool{i}_padding": kind}, fix))
+            alone = amounts != tf if kind != "zeros" else tf != ((0, 0), (0, 0))
+            out.append(_Alteration("pool-padding", layer.name, variant, {f"pool{i}_padding": kind}, fix, alone))
     out.append(_Alteration("flatten-order", spec.dense_name, "dense reads NCHW-flattened features",
                            {"flatten": "NCHW"}, CATALOGUE["flatten-order"].fix))
     if case.biases:
@@ -262,10 +211,11 @@ def _structural(case: _Case) -> list[_Alteration]:
     return out
 
 
-MAX_PAIR_SEEDS = 4  # alterations that fix the most quantities, each paired with every other one
+MAX_PAIR_SEEDS = 3  # alterations that fix the most quantities, each paired with every other one
 
 
 def _try(case: _Case, observed: dict, truth: dict, alterations: tuple) -> tuple[_Proof, Semantics] | None:
+    """The proof for these alterations together; None when they clash or cannot run."""
     changes: dict = {}
     for a in alterations:
         if set(a.changes) & set(changes):
@@ -285,14 +235,17 @@ def _try(case: _Case, observed: dict, truth: dict, alterations: tuple) -> tuple[
 def _structural_bases(case: _Case, observed: dict, truth: dict) -> list[tuple[tuple, Semantics, _Proof]]:
     """Alterations (one, else two) under which the single pass agrees everywhere."""
     singles = _structural(case)
-    tried = {a: _try(case, observed, truth, (a,)) for a in singles}
-    tried = {a: t for a, t in tried.items() if t is not None}
+    results = {a: _try(case, observed, truth, (a,)) for a in singles if a.alone}
+    tried = {a: t for a, t in results.items() if t is not None}
     found = [((a,), sem, proof) for a, (proof, sem) in tried.items() if proof.explains]
     if found:
         return found
     seeds = sorted((a for a in tried if tried[a][0].agreeing), key=lambda a: -tried[a][0].agreeing)[:MAX_PAIR_SEEDS]
-    pairs = {frozenset((s, o)) for s in seeds for o in tried if o is not s}
-    for pair in pairs:
+    pairs = {frozenset((s, o)) for s in seeds for o in singles if o is not s}
+    # A conv alteration that changes the sizes so that W3 no longer fits needs the pool that restores them.
+    pools = [a for a in singles if a.trap == "pool-padding"]
+    pairs |= {frozenset((u, p)) for u in results if results[u] is None for p in pools}
+    for pair in sorted(pairs, key=lambda pr: sorted(singles.index(a) for a in pr)):
         pair = tuple(sorted(pair, key=singles.index))
         result = _try(case, observed, truth, pair)
         if result is not None and result[0].explains:
@@ -435,11 +388,12 @@ def diagnose(observation: Observation, reference_errors: Mapping[str, float] | N
         evidence), weight-conversion traps first.
     """
     case = _Case(observation, spec)
-    findings = _weight_findings(observation, case.spec)
+    weights = _weight_findings(observation, case.spec)
     observed = _observed_single(observation)
     if reference_errors is not None and not any(
             reference_errors.get(n, 0.0) > tol for n, (_, tol) in observed.items()) and not observation.steps:
-        return findings
+        return weights
+    findings: list[TrapFinding] = []
     truth = case.single(Semantics())
     diverged = any(_error(a, truth.get(n)) > tol for n, (a, tol) in observed.items())
     bases = _structural_bases(case, observed, truth) if diverged else [((), Semantics(), None)]
@@ -453,8 +407,8 @@ def diagnose(observation: Observation, reference_errors: Mapping[str, float] | N
     else:
         findings += [f for alterations, _, proof in bases if alterations for f in _findings_for(alterations, proof)]
     if not findings:
-        findings += _tf32_finding(observation, observed, truth)
-    return _cancel_consistent_layouts(findings)
+        findings = _tf32_finding(observation, observed, truth)
+    return _cancel_consistent_layouts(weights + findings)
 
 
 def _cancel_consistent_layouts(findings: list[TrapFinding]) -> list[TrapFinding]:
