@@ -202,3 +202,12 @@ def test_float64_run_widens_the_files_float32_requests(tmp_path, inputs, referen
         assert relative_error(run.param_grads[name], reference["d" + name]) <= parity_tolerance("d" + name, np.float64)
     shifted = candidate.run({**params, "b1": np.full(8, 0.5)}, inputs.X, inputs.Y, np.float64)
     assert relative_error(shifted.output, reference["Z3"]) > 1e-3  # b1 is really set from params
+
+
+def test_the_files_own_initial_weights_are_the_courses(candidate):
+    """initialize_parameters (set_random_seed(1), xavier_initializer(seed=0)) and fully_connected's
+    seed-less initializer reproduce the course's initial weights bit for bit."""
+    own, expected = candidate.initial_params(), course_init()
+    assert sorted(own) == sorted(PARAM_NAMES)
+    for name in PARAM_NAMES:
+        assert own[name].dtype == np.float32 and own[name].tobytes() == expected[name].tobytes(), name
