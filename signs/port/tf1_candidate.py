@@ -35,7 +35,7 @@ import tensorflow as tf
 from reference.init import check_dtype
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
 from signs.port.capture import CandidateParam, CandidateRun, Captured, StepsRun
-from signs.port.script import import_script
+from signs.port.script import describe_exception, import_script
 from signs.port.tf1_contrib import TF1Namespace, import_redirects
 from tf_model.tf1_course import tf1_adam
 
@@ -46,11 +46,6 @@ v1 = tf.compat.v1
 CONV_NAMES = ("W1", "W2")  # the variables handed to forward_propagation, as initialize_parameters returned them
 DENSE_NAMES = ("W3", "b3")  # the first fully_connected's weights and biases
 _LAYOUTS = {4: "NHWC", 2: "flat"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -169,7 +164,7 @@ class TF1Candidate:
         try:
             return function(*args)
         except Exception as exc:  # a user's code may raise anything
-            raise ValueError(f"candidate: {what} of {str(self.path)!r} raised {_one_line(exc)}") from exc
+            raise ValueError(f"candidate: {what} of {str(self.path)!r} raised {describe_exception(exc)}") from exc
 
     @contextlib.contextmanager
     def _graph_scope(self, dtype) -> Iterator[tf.Graph]:

@@ -211,3 +211,14 @@ def test_the_files_own_initial_weights_are_the_courses(candidate):
     assert sorted(own) == sorted(PARAM_NAMES)
     for name in PARAM_NAMES:
         assert own[name].dtype == np.float32 and own[name].tobytes() == expected[name].tobytes(), name
+
+
+def test_unimportable_or_missing_file_is_a_one_line_error(tmp_path):
+    from signs.port.tf1_candidate import load_tf1_candidate
+
+    path = _write_variant(tmp_path, "import math\n", "import math\nimport no_such_module_here\n", "brokenimport.py")
+    with pytest.raises(ValueError, match=r"importing .*brokenimport.py.* raised ModuleNotFoundError") as error:
+        load_tf1_candidate(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(FileNotFoundError, match="absent.py"):
+        load_tf1_candidate(tmp_path / "absent.py")
