@@ -30,10 +30,11 @@ import types
 from pathlib import Path
 from typing import Iterator, Mapping
 
-__all__ = ["import_script"]
+__all__ = ["import_script", "describe_exception"]
 
 
-def _one_line(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
+    """``"KeyError: 'W7'"``: the exception's type and the first line of its message (for one-line errors)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -136,5 +137,5 @@ def import_script(path, *, redirects: Mapping[str, types.ModuleType] | None = No
         try:
             spec.loader.exec_module(module)
         except (Exception, SystemExit) as exc:  # a user's file may raise anything, or call sys.exit()
-            raise ValueError(f"{argument}: importing {str(path)!r} raised {_one_line(exc)}") from exc
+            raise ValueError(f"{argument}: importing {str(path)!r} raised {describe_exception(exc)}") from exc
     return module

@@ -33,9 +33,9 @@ import numpy as np
 import tensorflow as tf
 
 from reference.init import check_dtype
-from reference.spec import COURSE_TRAINING
+from reference.spec import COURSE_MODEL, COURSE_TRAINING
 from signs.port.capture import CandidateParam, CandidateRun, Captured, StepsRun
-from signs.port.script import import_script
+from signs.port.script import describe_exception, import_script
 from signs.port.tf1_contrib import TF1Namespace, import_redirects
 from tf_model.tf1_course import tf1_adam
 
@@ -46,11 +46,6 @@ v1 = tf.compat.v1
 CONV_NAMES = ("W1", "W2")  # the variables handed to forward_propagation, as initialize_parameters returned them
 DENSE_NAMES = ("W3", "b3")  # the first fully_connected's weights and biases
 _LAYOUTS = {4: "NHWC", 2: "flat"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -169,17 +164,47 @@ class TF1Candidate:
         try:
             return function(*args)
         except Exception as exc:  # a user's code may raise anything
-            raise ValueError(f"candidate: {what} of {str(self.path)!r} raised {_one_line(exc)}") from exc
+            raise ValueError(f"candidate: {what} of {str(self.path)!r} raised {describe_exception(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _graph_scope(self, dtype) -> Iterator[tf.Graph]:
+        """A fresh private graph, made the default, with the file's float32 meaning ``dtype``."""
+        graph = tf.Graph()
+        self.namespace.contrib.layers.dense_variables = []
+        with graph.as_default(), self.namespace.floats(dtype), _quiet_tf_logger():
+            yield graph
+
+    def initial_params(self, input_shape: tuple[int, int, int] = COURSE_MODEL.input_shape,
+                       n_classes: int = COURSE_MODEL.n_classes) -> dict[str, np.ndarray]:
+        """The weights the file builds itself (float32, candidate names): its ``initialize_parameters()``
+        then ``forward_propagation`` on an NHWC placeholder, then ``global_variables_initializer``.
+
+        For the course's file these are the course's initial weights (``reference.init.course_init``):
+        the file's ``tf.set_random_seed(1)`` and ``xavier_initializer(seed=0)`` run as written, and
+        ``fully_connected``'s seed-less initializer gets the op seed TF1 gave it in the course's graph
+        (see :mod:`signs.port.tf1_contrib`). ValueError when the file has no ``initialize_parameters``.
+        """
+        if not callable(getattr(self.module, "initialize_parameters", None)):
+            raise ValueError(f"candidate: expected {str(self.path)!r} to define initialize_parameters() for its own weights, found none")
+        with self._graph_scope(tf.float32) as graph:
+            X = v1.placeholder(tf.float32, [None, *input_shape], name="X")
+            parameters = self._call("initialize_parameters()", self.module.initialize_parameters)
+            if not isinstance(parameters, dict):
+                raise ValueError(f"candidate: initialize_parameters of {str(self.path)!r} returned {type(parameters).__name__}, expected a dict")
+            self._call("forward_propagation(X, parameters)", self.forward_propagation, X, parameters)
+            conv = {name: parameters[name] for name in CONV_NAMES if name in parameters}
+            variables = _candidate_names(graph, conv, self.namespace.contrib.layers.dense_variables)
+            init_op = v1.global_variables_initializer()
+        with v1.Session(graph=graph) as session:
+            session.run(init_op)
+            return session.run(variables)
 
     def _build(self, params: dict, input_shape: tuple, n_classes: int, dtype: np.dtype, adam: dict | None = None) -> _Graph:
         """Build the candidate's graph and a session holding ``params``; see the module docstring."""
         for name in CONV_NAMES:
             if name not in params or np.ndim(params[name]) != 4:
                 raise ValueError(f"params[{name!r}]: expected an HWIO kernel (4-D), got {np.shape(params.get(name))}")
-        graph = tf.Graph()
-        contrib_layers = self.namespace.contrib.layers
-        contrib_layers.dense_variables = []
-        with graph.as_default(), self.namespace.floats(dtype), _quiet_tf_logger():
+        with self._graph_scope(dtype) as graph:
             v1.set_random_seed(COURSE_TRAINING.graph_seed)  # deterministic values for variables not in params
             X = v1.placeholder(dtype, [None, *input_shape], name="X")
             Y = v1.placeholder(dtype, [None, n_classes], name="Y")
@@ -191,7 +216,7 @@ class TF1Candidate:
                 raise ValueError(f"candidate: forward_propagation of {str(self.path)!r} returned {type(output).__name__}, expected a tensor")
             forward_ops = graph.get_operations()[first_forward_op:]
             cost, loss_source = self._cost(output, Y)
-            variables = _candidate_names(graph, conv, contrib_layers.dense_variables)
+            variables = _candidate_names(graph, conv, self.namespace.contrib.layers.dense_variables)
             _check_params(params, variables, self.path)
             wrt = list(variables.values()) + [X]
             gradients = {name: g for name, g in zip([*variables, "X"], tf.gradients(cost, wrt)) if g is not None}

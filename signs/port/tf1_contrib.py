@@ -34,6 +34,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
+from reference.spec import COURSE_TRAINING
 from tf_model.tf1_course import contrib_xavier_initializer, fully_connected as course_fully_connected
 
 __all__ = ["TF1Namespace", "import_redirects"]
@@ -110,9 +111,14 @@ class _ContribLayers(types.ModuleType):
         given = [name for name, value in unsupported.items() if value is not None]
         if given or trainable is not True:
             raise ValueError(f"tf.contrib.layers.fully_connected: expected the course's arguments, got {given or ['trainable']} set")
-        if weights_initializer is None:  # contrib's default: xavier_initializer() (op seed None)
-            weights_initializer = contrib_xavier_initializer(None)
-        graph = tf.compat.v1.get_default_graph()
+        graph = v1.get_default_graph()
+        if weights_initializer is None:  # contrib's default: xavier_initializer(), op seed None
+            # Under a graph seed, TF1 took a None op seed from the graph's op count: 45 where the
+            # course's graph created this initializer. TF 2 counts seed-less ops per graph from 0
+            # instead, so the course's value is given explicitly (as tf_model.tf1_course does); a
+            # graph built otherwise had another count, which cannot be recovered.
+            seed = COURSE_TRAINING.dense_init_op_seed if graph.seed is not None else None
+            weights_initializer = contrib_xavier_initializer(seed)
         before = set(id(v) for v in graph.get_collection(v1.GraphKeys.GLOBAL_VARIABLES))
         outputs = course_fully_connected(
             inputs, int(num_outputs), weights_initializer, scope,

@@ -180,3 +180,45 @@ def test_real_tensorflow_is_not_modified(tmp_path, inputs):
     assert sys.modules["tensorflow"] is tf and builtins.__import__ is import_before
     assert tf.executing_eagerly() and tf.float32 == tf.as_dtype("float32")
     assert candidate.module.tf is candidate.namespace and candidate.module.tf is not tf
+
+
+def test_float64_run_widens_the_files_float32_requests(tmp_path, inputs, reference):
+    """A file creating its own variable (get_variable's float32 default) and tf.float32 constants runs
+    in float64; the variable is reported by its TF name and set from params."""
+    from signs.port.tf1_candidate import load_tf1_candidate
+
+    path = _write_variant(
+        tmp_path, "    A1 = tf.nn.relu(Z1)\n",
+        "    b1 = tf.get_variable('b1', [8], initializer=tf.zeros_initializer())\n"
+        "    Z1 = Z1 * tf.constant(1.0) + tf.cast(b1, tf.float32)\n    A1 = tf.nn.relu(Z1)\n",
+        "conv_bias.py",
+    )
+    candidate = load_tf1_candidate(path)
+    params = {**course_init(dtype=np.float64), "b1": np.zeros(8)}
+    run = candidate.run(params, inputs.X, inputs.Y, np.float64)
+    assert [(p.name, p.use_order) for p in run.params] == [("W1", 0), ("W2", 2), ("b1", 1), ("W3", 3), ("b3", 4)]
+    assert run.param_grads["b1"].dtype == np.float64
+    for name in PARAM_NAMES:
+        assert relative_error(run.param_grads[name], reference["d" + name]) <= parity_tolerance("d" + name, np.float64)
+    shifted = candidate.run({**params, "b1": np.full(8, 0.5)}, inputs.X, inputs.Y, np.float64)
+    assert relative_error(shifted.output, reference["Z3"]) > 1e-3  # b1 is really set from params
+
+
+def test_the_files_own_initial_weights_are_the_courses(candidate):
+    """initialize_parameters (set_random_seed(1), xavier_initializer(seed=0)) and fully_connected's
+    seed-less initializer reproduce the course's initial weights bit for bit."""
+    own, expected = candidate.initial_params(), course_init()
+    assert sorted(own) == sorted(PARAM_NAMES)
+    for name in PARAM_NAMES:
+        assert own[name].dtype == np.float32 and own[name].tobytes() == expected[name].tobytes(), name
+
+
+def test_unimportable_or_missing_file_is_a_one_line_error(tmp_path):
+    from signs.port.tf1_candidate import load_tf1_candidate
+
+    path = _write_variant(tmp_path, "import math\n", "import math\nimport no_such_module_here\n", "brokenimport.py")
+    with pytest.raises(ValueError, match=r"importing .*brokenimport.py.* raised ModuleNotFoundError") as error:
+        load_tf1_candidate(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(FileNotFoundError, match="absent.py"):
+        load_tf1_candidate(tmp_path / "absent.py")
