@@ -120,6 +120,18 @@ class KerasCandidate:
 
     to_nhwc = None  # Keras activations are NHWC already
 
+    @contextlib.contextmanager
+    def tf32_off(self) -> Iterator[None]:
+        """A context in which TensorFlow computes float32 in IEEE float32 (TF32 off), restored after."""
+        import tensorflow as tf
+
+        saved = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        try:
+            yield
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(saved)
+
     def _tf_device(self):
         import tensorflow as tf
 

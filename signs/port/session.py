@@ -319,9 +319,10 @@ class _TF1Adapter:
         return [CandidateParam(n, np.zeros(s, dtype=dtype), i)
                 for i, (n, s) in enumerate(param_shapes(self.spec).items())]
 
-    def own_weights(self):
-        raise ValueError("--own-weights: legacy TF1 code builds its variables from the weights it "
-                         "is given; convert its checkpoint with signs convert and pass --weights")
+    def own_weights(self) -> dict[str, np.ndarray]:
+        """The weights the file initialises itself (its ``initialize_parameters``), float64."""
+        own = self.tf1.initial_params(self.spec.input_shape, self.spec.n_classes)
+        return {n: np.asarray(v, dtype=np.float64) for n, v in own.items()}
 
     def run(self, params, X, Y, dtype):
         return self.tf1.run(dict(params), X, Y, np.dtype(dtype))
@@ -442,6 +443,31 @@ def _observe(adapter, mapping: ParamMap, own: dict, canonical: dict, X, Y, dtype
     )
 
 
+def _tf32_rerun(adapter, mapping, own, typed, X, Y, dtype, reference, obs, report) -> list:
+    """TF32 proven the direct way: the framework says TF32 is on (on CUDA) and the same candidate
+    re-run with TF32 off agrees with the reference where it did not. Returns [] or one finding."""
+    from signs.port.traps import CATALOGUE, TrapFinding, tf32_enabled
+
+    if dtype != np.float32 or not tf32_enabled(obs.settings) or not hasattr(adapter, "tf32_off"):
+        return []
+    with adapter.tf32_off():
+        scratch = CompareResult(CompareOptions(""), "", "", "", "", "", "", {})
+        rerun = _forward_report(_observe(adapter, mapping, own, typed, X, Y, dtype, reference, scratch),
+                                reference, dtype)
+    if not rerun.ok:
+        return []
+    first = first_divergence(report)
+    before = first.failures[0].max_rel
+    after = rerun.comparisons[rerun.pairs[0]][first.name].max_rel
+    flags = ", ".join(f"{k}={v}" for k, v in obs.settings.items() if "tf32" in k or "float_32" in k)
+    return [TrapFinding("tf32", None, {
+        "quantity": first.name, "error_vs_reference": before, "error_vs_altered": after,
+        "tolerance": first.failures[0].tolerance,
+        "variant": f"TF32 on {obs.settings.get('device')} ({flags}); the candidate re-run with TF32 "
+                   "off agrees with the reference", "altered": "the candidate with TF32 off"},
+        CATALOGUE["tf32"].fix)]
+
+
 def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) -> CompareResult:
     """The whole check (see the module docstring). ValueError/FileNotFoundError for bad input."""
     if options.steps < 0:
@@ -480,7 +506,10 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
         if options.own_weights:
             obs.own_params = {n: np.asarray(canonical[n]) for n in PARAM_NAMES}
             obs.expected_params = {n: np.asarray(expected[n]) for n in PARAM_NAMES}
-        result.reports.append(_forward_report(obs, reference, dtype))
+        report = _forward_report(obs, reference, dtype)
+        result.reports.append(report)
+        if not report.ok:
+            result.traps += _tf32_rerun(adapter, mapping, own, typed, X, Y, dtype, reference, obs, report)
         if batches:
             typed_batches = [(bx.astype(dtype), by.astype(dtype)) for bx, by in batches]
             steps = adapter.steps(own, typed_batches, dtype, train)
@@ -507,12 +536,13 @@ def _forward_reports(result: CompareResult) -> list[Report]:
 def _diagnose(result: CompareResult, spec: ModelSpec) -> list:
     """Every trap that explains any dtype's observation, each (id, layer) once, float64's first."""
     if not result.diverges and not any(o.settings.get("cuda") for o in result.observations):
-        return []
+        return list(result.traps)
     from signs.port.traps import diagnose
 
     from signs.port.traps import CATALOGUE, TrapFinding
 
-    found, seen = [], set()
+    found = list(result.traps)  # proven while running (TF32 by a re-run)
+    seen = {(_trap_dict(t)["id"], _trap_dict(t).get("layer")) for t in found}
     biases = [e for e in ("b1", "b2") if e in result.extra]
     if biases and not result.options.steps:
         # Zeroed, the biases change nothing in one pass, so no re-run can show them; that the

@@ -30,7 +30,7 @@ from signs.port.load import call_user
 from signs.port.mapping import Layouts, kind_from_words
 from torch_model.backend import resolve_device
 from torch_model.ops import (dense_kernel_from_torch, dense_kernel_to_torch, hwio_to_oihw,
-                             nchw_to_nhwc, nhwc_to_nchw, oihw_to_hwio)
+                             nchw_to_nhwc, nhwc_to_nchw, no_tf32, oihw_to_hwio)
 
 __all__ = ["TORCH_LAYOUTS", "TorchCandidate", "to_nhwc", "torch_settings"]
 
@@ -153,6 +153,10 @@ class TorchCandidate:
 
     def to_nhwc(self, a: np.ndarray) -> np.ndarray:
         return to_nhwc(a)
+
+    def tf32_off(self):
+        """A context in which torch computes float32 convs and matmuls in IEEE float32."""
+        return no_tf32()
 
     def _module(self, dtype) -> nn.Module:
         """A deep copy of the user's module in ``dtype`` on the device (one per dtype)."""

@@ -239,3 +239,10 @@ def test_tf32_settings_alone_do_not_make_a_trap(cuda_with_tf32):
     """TF32 on, but the numbers are IEEE float32's: nothing diverges, nothing is reported."""
     result = compare(f"{TORCH}:correct", dtypes=("float32",))
     assert result.verdict == "agree" and result.traps == [], result.format_text()
+
+
+def test_tf32_on_does_not_hide_a_real_trap(cuda_with_tf32):
+    """A padding bug on a TF32 device: the re-run without TF32 still diverges, so TF32 is not
+    blamed; the padding trap is."""
+    result = compare(f"{TORCH}:padding_before", dtypes=("float32",))
+    assert {t.id for t in result.traps} == {"same-padding-side"}, result.format_text()

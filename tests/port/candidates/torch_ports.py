@@ -160,10 +160,13 @@ def _tf32(t):
 
 
 class TF32Emulated(Port):
-    """The correct port with its conv and matmul operands rounded as TF32 would on a GPU: the
-    numbers of a correct port run on CUDA with TF32 on, reproduced on the CPU."""
+    """The correct port with its conv and matmul operands rounded as TF32 would on a GPU while
+    ``torch.backends.cudnn.allow_tf32`` is on (its default): the numbers of a correct port run on
+    CUDA with TF32, reproduced on the CPU, switched off by the same flag."""
 
     def forward(self, x):
+        if not torch.backends.cudnn.allow_tf32:
+            return super().forward(x)
         x = F.pad(_tf32(x), self.conv1_pad)
         x = self.pool1(F.relu(F.conv2d(x, _tf32(self.conv1.weight))))
         x = F.pad(_tf32(x), (0, 1, 0, 1))
