@@ -47,6 +47,7 @@ from signs.verify import course_vectors, data_inputs, parse_dtypes, training_bat
 __all__ = ["CompareOptions", "CompareResult", "run_compare", "STEP_NAMES"]
 
 REFERENCE, CANDIDATE = "reference", "candidate"
+OWN_TITLE = "own weights (--own-weights)"  # the report of the candidate's weights vs --weights
 STEP_NAMES: tuple[str, ...] = ("costs",) + PARAM_NAMES  # rows of a steps report: (K, ...) each
 # The optimizer a candidate steps with when no --optimizer is given, per framework.
 STOCK_ADAM = {"torch": "stock torch.optim.Adam", "keras": "stock keras.optimizers.Adam",
@@ -138,7 +139,8 @@ class CompareResult:
         divergence = self.first_divergence()
         if divergence is not None:
             report, d = divergence
-            lines += ["", _wrap(f"first divergence: {d.name} ({d.layer}) in '{report.title}'")]
+            layer = d.layer.replace(" after the steps", "") if report.title.startswith(OWN_TITLE) else d.layer
+            lines += ["", _wrap(f"first divergence: {d.name} ({layer}) in '{report.title}'")]
             lines += [_wrap(f"  {c.message()}") for c in d.failures]
         if self.traps:
             lines += ["", "porting traps that explain the candidate (proven by re-running the reference):"]
@@ -419,7 +421,7 @@ def _own_weights_report(own: dict, expected: dict) -> Report:
     theirs = {n: np.asarray(expected[n], dtype=np.float64) for n in PARAM_NAMES}
     return compare_results({CANDIDATE: ours, REFERENCE: theirs}, PARAM_NAMES, np.float64,
                            tolerances={n: FLOAT64_PARITY for n in PARAM_NAMES},
-                           title="own weights (--own-weights) vs --weights, canonical layout")
+                           title=f"{OWN_TITLE} vs --weights, canonical layout")
 
 
 def _observe(adapter, mapping: ParamMap, own: dict, canonical: dict, X, Y, dtype: np.dtype,

@@ -246,3 +246,22 @@ def test_tf32_on_does_not_hide_a_real_trap(cuda_with_tf32):
     blamed; the padding trap is."""
     result = compare(f"{TORCH}:padding_before", dtypes=("float32",))
     assert {t.id for t in result.traps} == {"same-padding-side"}, result.format_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Real images
+
+
+def test_real_near_tie_is_not_a_false_alarm(signs_data_dir, tmp_path):
+    """Glorot seed 2 on the 120 test images has a pool1 window whose two cells are 2 float32 ulps
+    apart (parity_tests/test_parity_ties.py): NumPy float32 routes it one way, torch the other.
+    Against the float64 truth a correct float32 port must still agree."""
+    from reference.init import glorot_init
+    from signs.convert import save_weights
+
+    weights = tmp_path / "glorot2.safetensors"
+    save_weights(glorot_init(2), str(weights))
+    result = compare(f"{EXAMPLES}/course_torch.py:CourseNet", data=str(signs_data_dir),
+                     weights=str(weights), dtypes=("float32",))
+    assert result.verdict == "agree", result.format_text()
+    assert result.observations[0].X.shape[0] == 120
