@@ -28,10 +28,15 @@ from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, ModelSpe
 from signs.port.capture import CandidateParam, Captured
 from signs.tolerances import parity_tolerance, relative_error
 
-__all__ = ["Layouts", "CANONICAL_LAYOUTS", "ParamMap", "parse_map", "map_parameters",
+__all__ = ["NotTheCourseModel", "Layouts", "CANONICAL_LAYOUTS", "ParamMap", "parse_map", "map_parameters",
            "match_activations", "KIND_OF", "kind_from_words", "kind_of"]
 
 Move = Callable[[np.ndarray], np.ndarray]
+
+
+class NotTheCourseModel(ValueError):
+    """The candidate runs but has no tensor the course's layer needs (e.g. a dense layer without
+    bias, a conv with other sizes): a divergence of the model itself (exit 1), not a usage error."""
 
 
 def _same(a: np.ndarray) -> np.ndarray:
@@ -177,7 +182,7 @@ def map_parameters(params: Sequence[CandidateParam], layouts: Layouts, *,
             owned = _bias_of(chosen["W3"], shapes["b3"][0], fits)
             fits = [owned] if owned is not None else fits
         if not fits:
-            raise ValueError(
+            raise NotTheCourseModel(
                 f"candidate: found no parameter for the course's {canonical} (expected shape "
                 f"{own_shape[canonical]} in {_layout_word(canonical, layouts)}); found: "
                 f"{_found(params)}. Name it with --map CANDIDATE_NAME={canonical}")

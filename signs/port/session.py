@@ -40,7 +40,8 @@ from signs.compare import (BACKWARD_ORDER, Report, compare_results, first_diverg
 from signs.port.capture import CandidateParam, Observation
 from signs.port.load import (CandidateSpec, call_user, framework_of, load_callable, parse_callable,
                              parse_candidate)
-from signs.port.mapping import CANONICAL_LAYOUTS, ParamMap, map_parameters, match_activations, parse_map
+from signs.port.mapping import (CANONICAL_LAYOUTS, NotTheCourseModel, ParamMap, map_parameters,
+                                match_activations, parse_map)
 from signs.tolerances import FLOAT64_PARITY, adam_tolerance
 from signs.verify import course_vectors, data_inputs, parse_dtypes, training_batches
 
@@ -92,10 +93,11 @@ class CompareResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
+    mismatch: str | None = None  # why the candidate's parameters are not the course net's
 
     @property
     def diverges(self) -> bool:
-        return bool(self.extra) or any(not r.ok for r in self.reports)
+        return bool(self.extra) or self.mismatch is not None or any(not r.ok for r in self.reports)
 
     @property
     def verdict(self) -> str:
@@ -122,6 +124,8 @@ class CompareResult:
             _wrap(f"  inputs:  {self.inputs}"),
             _wrap(f"  parameters: {self.mapping}"),
         ]
+        if self.mismatch:
+            lines.append(_wrap(f"  the candidate's model is not the course's: {self.mismatch}"))
         if self.extra:
             kept = "kept (--own-weights)" if self.options.own_weights else "set to zero"
             lines.append(_wrap(f"  not in the course net, {kept}: "
@@ -164,6 +168,8 @@ class CompareResult:
             parts.append(f"first divergence {divergence[1].name} ({divergence[0].title})")
         if self.extra:
             parts.append(f"parameters the course net lacks: {', '.join(self.extra)}")
+        if self.mismatch:
+            parts.append("the candidate's parameters are not the course net's (nothing compared)")
         forward_ok = all(r.ok for r in self.reports if "forward" in r.title)
         if forward_ok and any(not r.ok for r in self.reports if "steps" in r.title):
             parts.append("forward and gradients agree; only the optimizer steps differ")
@@ -193,7 +199,9 @@ class CompareResult:
         return {
             "verdict": self.verdict,
             "exit_code": self.exit_code,
-            "first_divergence": None if divergence is None else divergence[1].name,
+            "first_divergence": (divergence[1].name if divergence is not None
+                                 else "parameters" if self.mismatch else None),
+            "model_mismatch": self.mismatch,
             "first_divergence_check": None if divergence is None else divergence[0].title,
             "candidate": self.candidate,
             "framework": self.framework,
@@ -482,8 +490,15 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
     adapter = load_candidate(options, spec)
     X, Y = inputs.X, inputs.Y
     dtypes = [np.dtype(d) for d in sorted(options.dtypes, key=lambda d: d != "float64")]
-    mapping = map_parameters(adapter.parameters(X.astype(dtypes[0]), dtypes[0]), adapter.layouts,
-                             overrides=overrides, spec=spec)
+    layout = adapter.detect_layout(X.astype(dtypes[0]), dtypes[0])
+    try:
+        mapping = map_parameters(adapter.parameters(X.astype(dtypes[0]), dtypes[0]), adapter.layouts,
+                                 overrides=overrides, spec=spec)
+    except NotTheCourseModel as exc:
+        result = CompareResult(options, parse_candidate(options.candidate).describe(),
+                               adapter.framework, layout, weights_text, inputs.description, "-", {})
+        result.mismatch = str(exc).removeprefix("candidate: ")
+        return result
     if options.own_weights:
         own64 = adapter.own_weights()
         canonical = mapping.to_canonical(own64)
@@ -493,8 +508,8 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
         canonical = {**{n: expected[n] for n in PARAM_NAMES},
                      **{e: np.zeros(mapping.shapes[n]) for e, n in mapping.extra.items()}}
     result = CompareResult(options, parse_candidate(options.candidate).describe(), adapter.framework,
-                           adapter.detect_layout(X.astype(dtypes[0]), dtypes[0]), weights_text,
-                           inputs.description, mapping.describe(), dict(mapping.extra))
+                           layout, weights_text, inputs.description, mapping.describe(),
+                           dict(mapping.extra))
     result.seconds["load"] = time.perf_counter() - start
     if options.own_weights:
         result.reports.append(_own_weights_report(canonical, expected))

@@ -265,3 +265,29 @@ def test_real_near_tie_is_not_a_false_alarm(signs_data_dir, tmp_path):
                      weights=str(weights), dtypes=("float32",))
     assert result.verdict == "agree", result.format_text()
     assert result.observations[0].X.shape[0] == 120
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter mapping: ambiguity, --map, missing tensors
+
+
+def test_two_possible_w1_is_an_error_listing_both(capsys):
+    assert main(["compare", f"{TORCH}:with_auxiliary_conv", "--dtype", "float64"]) == 2
+    err = capsys.readouterr().err
+    assert "2 parameters could be the course's W1 (conv1.weight, aux.weight" in err and "--map" in err
+
+
+def test_map_settles_the_ambiguity_and_the_leftover_is_reported():
+    result = compare(f"{TORCH}:with_auxiliary_conv", param_map="conv1.weight=W1")
+    assert result.extra == {"aux.weight": "aux.weight"}
+    assert result.reports[0].ok and result.verdict == "diverge"  # the model is not the course's
+    assert "W1=conv1.weight" in result.mapping
+
+
+def test_missing_dense_bias_means_the_model_is_not_the_courses(capsys):
+    """It runs, so it is no usage error (2): its model is not the course's (1), listed."""
+    assert main(["compare", f"{TORCH}:no_dense_bias", "--dtype", "float64", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "diverge" and report["first_divergence"] == "parameters"
+    assert "found no parameter for the course's b3" in report["model_mismatch"]
+    assert "fc.weight (6, 64)" in report["model_mismatch"]

@@ -177,3 +177,22 @@ class TF32Emulated(Port):
 
 def tf32_emulated():
     return TF32Emulated()
+
+
+class _WithAuxiliary(Port):
+    """A correct port carrying a second 3->8 4x4 conv it never uses (a left-over experiment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aux = nn.Conv2d(3, 8, 4, bias=False)
+
+
+def with_auxiliary_conv():
+    return _WithAuxiliary()
+
+
+def no_dense_bias():
+    """The dense layer without its bias: the course's b3 is missing."""
+    port = Port()
+    port.fc = nn.Linear(64, 6, bias=False)
+    return port
