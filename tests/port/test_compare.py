@@ -291,3 +291,19 @@ def test_missing_dense_bias_means_the_model_is_not_the_courses(capsys):
     assert report["verdict"] == "diverge" and report["first_divergence"] == "parameters"
     assert "found no parameter for the course's b3" in report["model_mismatch"]
     assert "fc.weight (6, 64)" in report["model_mismatch"]
+
+
+def test_another_tie_break_is_unexplained_not_misattributed(tmp_path):
+    """Flat image regions make exactly tied pool windows; a pool that sends their gradient to the
+    last maximum (TF and torch: the first) differs in dX alone, in float64 too. No trap of the
+    catalogue is that, so none may be reported."""
+    import h5py
+    import numpy as np
+
+    images = np.full((2, 64, 64, 3), 128, dtype=np.uint8)
+    images[:, 20:40, 10:50] = np.random.default_rng(0).integers(0, 255, (2, 20, 40, 3), dtype=np.uint8)
+    with h5py.File(tmp_path / "test_signs.h5", "w") as f:
+        f["test_set_x"], f["test_set_y"], f["list_classes"] = images, np.array([0, 1]), np.arange(6)
+    result = compare(f"{TORCH}:last_maximum_pool", data=str(tmp_path))
+    assert result.verdict == "diverge" and result.first_divergence()[1].name == "dX"
+    assert result.traps == [], result.format_text()

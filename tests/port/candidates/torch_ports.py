@@ -196,3 +196,20 @@ def no_dense_bias():
     port = Port()
     port.fc = nn.Linear(64, 6, bias=False)
     return port
+
+
+class _LastMaximumPool(Port):
+    """A correct port whose max-pools route a tied window's gradient to its *last* maximum (pooling
+    the flipped tensor): the same values, another tie-break."""
+
+    def forward(self, x):
+        def pool(t, k):
+            return F.max_pool2d(t.flip(2, 3), k).flip(2, 3)
+
+        x = pool(F.relu(self.conv1(F.pad(x, self.conv1_pad))), 8)
+        x = pool(F.relu(self.conv2(F.pad(x, (0, 1, 0, 1)))), 4)
+        return self.fc(x.permute(0, 2, 3, 1).flatten(1))
+
+
+def last_maximum_pool():
+    return _LastMaximumPool()
