@@ -30,7 +30,7 @@ import re
 import textwrap
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from signs.port.load import (CandidateSpec, call_user, framework_of, load_callab
 from signs.port.mapping import (CANONICAL_LAYOUTS, NotTheCourseModel, ParamMap, map_parameters,
                                 match_activations, parse_map)
 from signs.tolerances import FLOAT64_PARITY, adam_tolerance
-from signs.verify import course_vectors, data_inputs, parse_dtypes, training_batches
+from signs.verify import course_vectors, data_inputs, training_batches
 
 __all__ = ["CompareOptions", "CompareResult", "run_compare", "STEP_NAMES"]
 
@@ -136,7 +136,7 @@ class CompareResult:
             lines.append(_wrap("  activations: " + "; ".join(f"{n}={label}" for n, label in found.items())))
         for report in self.reports:
             extra_rows = [(n, "not found in the candidate") for n in self.not_found.get(report.dtype, ())
-                          if report.title.endswith("forward and backward") or "forward" in report.title]
+                          if "forward" in report.title]
             lines += ["", format_pair_table(report, (CANDIDATE, REFERENCE), extra_rows)]
             lines += [_wrap(line) for line in report.summary().splitlines()[:1]]
         lines += [_wrap(note) for note in self.notes]
