@@ -11,7 +11,9 @@ Layout of this package (each file one idea; frameworks are imported lazily, insi
                       ``tf1_contrib.py``): run a candidate -> :class:`CandidateRun` / :class:`StepsRun`.
 - ``mapping.py``      candidate parameters -> W1 W2 W3 b3 (layouts moved once), captured tensors ->
                       Z1 .. Z3 (by shape in either layout and kind of operation).
-- ``session.py``      the whole check (:func:`run_compare`): reference, engine, diagnosis, report.
+- ``session.py``      the whole check (:func:`run_compare`): candidate, reference, engine, diagnosis.
+- ``report.py``       what is asked (:class:`CompareOptions`) and answered (:class:`CompareResult`):
+                      verdict, exit code, the text report and the JSON.
 - ``catalogue.py``    the porting traps: stable ids, the mistake each names, its one-line fix.
 - ``altered.py``      the NumPy reference under altered semantics (:class:`Semantics`; default: the
                       course's exactly), forward, backward and TF1/torch Adam steps.

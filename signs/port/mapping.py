@@ -28,7 +28,7 @@ from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, ModelSpe
 from signs.port.capture import CandidateParam, Captured
 from signs.tolerances import parity_tolerance, relative_error
 
-__all__ = ["NotTheCourseModel", "Layouts", "CANONICAL_LAYOUTS", "ParamMap", "parse_map", "map_parameters",
+__all__ = ["NotTheCourseModel", "ActivationMatch", "Layouts", "CANONICAL_LAYOUTS", "ParamMap", "parse_map", "map_parameters",
            "match_activations", "KIND_OF", "kind_from_words", "kind_of"]
 
 Move = Callable[[np.ndarray], np.ndarray]

@@ -14,7 +14,9 @@
    Adam with the course's hyperparameters) against the reference's TF1 Adam on the course's
    mini-batches, free-running from the same start; the weights after every step are compared.
 4. Compare with the project's one engine (:mod:`signs.compare`); when anything differs, ask the
-   trap catalogue (:mod:`signs.port.traps`) which porting traps explain the candidate.
+   trap catalogue (:mod:`signs.port.traps`) which porting traps explain the candidate. TF32 is
+   proven here directly: on a CUDA device with TF32 on, a failing float32 pass is re-run with TF32
+   off, and agreement then is the proof. What is printed is :mod:`signs.port.report`'s.
 
 Verdict: "agree" when every compared quantity is within tolerance and the candidate has no
 parameter the course net lacks; "diverge" otherwise (exit 1). A stock ``torch.optim.Adam`` is a
@@ -25,246 +27,22 @@ the ``adam-epsilon`` trap, so the user sees it is the optimizer alone.
 
 from __future__ import annotations
 
-import json
-import re
-import textwrap
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
 
 import numpy as np
 
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
-from signs.compare import (BACKWARD_ORDER, Report, compare_results, first_divergence, format_number,
-                           format_pair_table, layer_of)
+from signs.compare import BACKWARD_ORDER, Report, compare_results, first_divergence, layer_of
 from signs.port.capture import CandidateParam, Observation
-from signs.port.load import (CandidateSpec, call_user, framework_of, load_callable, parse_callable,
-                             parse_candidate)
-from signs.port.mapping import (CANONICAL_LAYOUTS, NotTheCourseModel, ParamMap, map_parameters,
-                                match_activations, parse_map)
+from signs.port.load import CandidateSpec, call_user, framework_of, load_callable, parse_callable, parse_candidate
+from signs.port.mapping import (CANONICAL_LAYOUTS, ActivationMatch, NotTheCourseModel, ParamMap,
+                                map_parameters, match_activations, parse_map)
+from signs.port.report import (CANDIDATE, OWN_TITLE, REFERENCE, STEP_NAMES, STOCK_ADAM, CompareOptions,
+                               CompareResult, trap_dict)
 from signs.tolerances import FLOAT64_PARITY, adam_tolerance
 from signs.verify import course_vectors, data_inputs, training_batches
 
-__all__ = ["CompareOptions", "CompareResult", "run_compare", "STEP_NAMES"]
-
-REFERENCE, CANDIDATE = "reference", "candidate"
-OWN_TITLE = "own weights (--own-weights)"  # the report of the candidate's weights vs --weights
-STEP_NAMES: tuple[str, ...] = ("costs",) + PARAM_NAMES  # rows of a steps report: (K, ...) each
-# The optimizer a candidate steps with when no --optimizer is given, per framework.
-STOCK_ADAM = {"torch": "stock torch.optim.Adam", "keras": "stock keras.optimizers.Adam",
-              "tf1": "tf.compat.v1.train.AdamOptimizer"}
-
-
-@dataclass(frozen=True)
-class CompareOptions:
-    """What ``signs compare`` runs; the defaults are ``signs compare CANDIDATE`` with no options."""
-
-    candidate: str
-    weights: str | None = None
-    own_weights: bool = False
-    data: str | None = None
-    batch: int | None = None
-    dtypes: tuple[str, ...] = ("float64", "float32")
-    steps: int = 0
-    optimizer: str | None = None
-    loss: str | None = None
-    input_size: tuple[int, int] | None = None
-    device: str = "cpu"
-    param_map: str | None = None
-    seed: int = 1
-
-
-@dataclass
-class CompareResult:
-    """Everything ``signs compare`` prints, as data."""
-
-    options: CompareOptions
-    candidate: str
-    framework: str
-    input_layout: str
-    weights: str
-    inputs: str
-    mapping: str
-    extra: dict[str, str]
-    activations: dict[str, dict[str, str]] = field(default_factory=dict)  # dtype -> name -> label
-    not_found: dict[str, list[str]] = field(default_factory=dict)  # dtype -> names
-    reports: list[Report] = field(default_factory=list)
-    traps: list[Any] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    observations: list[Observation] = field(default_factory=list)
-    mismatch: str | None = None  # why the candidate's parameters are not the course net's
-
-    @property
-    def diverges(self) -> bool:
-        return bool(self.extra) or self.mismatch is not None or any(not r.ok for r in self.reports)
-
-    @property
-    def verdict(self) -> str:
-        return "diverge" if self.diverges else "agree"
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.diverges else 0
-
-    def first_divergence(self) -> tuple[Report, Any] | None:
-        """The first failing quantity of the first failing report (own weights, float64, float32)."""
-        for report in self.reports:
-            divergence = first_divergence(report)
-            if divergence is not None:
-                return report, divergence
-        return None
-
-    # ------------------------------------------------------------------------------ text
-    def format_text(self) -> str:
-        lines = [
-            _wrap(f"signs compare: {self.candidate} ({self.framework}, {self.input_layout} input) "
-                  f"on {self.options.device}"),
-            _wrap(f"  weights: {self.weights}"),
-            _wrap(f"  inputs:  {self.inputs}"),
-            _wrap(f"  parameters: {self.mapping}"),
-        ]
-        if self.mismatch:
-            lines.append(_wrap(f"  the candidate's model is not the course's: {self.mismatch}"))
-        if self.extra:
-            kept = "kept (--own-weights)" if self.options.own_weights else "set to zero"
-            lines.append(_wrap(f"  not in the course net, {kept}: "
-                               + ", ".join(f"{k}={v}" for k, v in self.extra.items())))
-        first_dtype = next(iter(self.activations), None)
-        if first_dtype is not None:
-            found = self.activations[first_dtype]
-            lines.append(_wrap("  activations: " + "; ".join(f"{n}={label}" for n, label in found.items())))
-        for report in self.reports:
-            extra_rows = [(n, "not found in the candidate") for n in self.not_found.get(report.dtype, ())
-                          if "forward" in report.title]
-            lines += ["", format_pair_table(report, (CANDIDATE, REFERENCE), extra_rows)]
-            lines += [_wrap(line) for line in report.summary().splitlines()[:1]]
-        lines += [_wrap(note) for note in self.notes]
-        divergence = self.first_divergence()
-        if divergence is not None:
-            report, d = divergence
-            layer = d.layer.replace(" after the steps", "") if report.title.startswith(OWN_TITLE) else d.layer
-            lines += ["", _wrap(f"first divergence: {d.name} ({layer}) in '{report.title}'")]
-            lines += [_wrap(f"  {c.message()}") for c in d.failures]
-        if self.traps:
-            lines += ["", "porting traps that explain the candidate (proven by re-running the reference):"]
-            for trap in self.traps:
-                t = _trap_dict(trap)
-                layer = f" ({t['layer']})" if t.get("layer") else ""
-                lines.append(_wrap(f"  {t['id']}{layer}: {_evidence_text(t['evidence'])}"))
-                lines.append(_wrap(f"      fix: {t['fix']}"))
-        elif self.diverges:
-            lines += ["", "porting traps: unexplained (no trap in the catalogue explains the candidate)"]
-        lines += ["", _wrap(self.verdict_line())]
-        return "\n".join(lines)
-
-    def verdict_line(self) -> str:
-        if not self.diverges:
-            return (f"verdict: agree: every compared quantity is within tolerance "
-                    f"({len(self.reports)} checks)")
-        parts = []
-        divergence = self.first_divergence()
-        if divergence is not None:
-            parts.append(f"first divergence {divergence[1].name} ({divergence[0].title})")
-        if self.extra:
-            parts.append(f"parameters the course net lacks: {', '.join(self.extra)}")
-        if self.mismatch:
-            parts.append("the candidate's parameters are not the course net's (nothing compared)")
-        forward_ok = all(r.ok for r in self.reports if "forward" in r.title)
-        if forward_ok and any(not r.ok for r in self.reports if "steps" in r.title):
-            parts.append("forward and gradients agree; only the optimizer steps differ")
-        ids = sorted({_trap_dict(t)["id"] for t in self.traps})
-        parts.append(f"explained by {', '.join(ids)}" if ids else "unexplained")
-        return "verdict: diverge: " + "; ".join(parts)
-
-    # ------------------------------------------------------------------------------ JSON
-    def rows(self) -> list[dict]:
-        rows = []
-        for report in self.reports:
-            (pair,) = report.pairs
-            for name in report.names:
-                c = report.comparisons[pair][name].to_dict()
-                rows.append({
-                    "check": report.title, "name": name, "dtype": report.dtype,
-                    "layer": layer_of(name), "shape": c["shape"], "max_abs": c["max_abs"],
-                    "max_rel": c["max_rel"], "tolerance": c["tolerance"],
-                    "worst_index": c["worst_index"], "candidate": c["ours_value"],
-                    "reference": c["theirs_value"], "verdict": report.verdict_of(pair, name),
-                    "failure": c["failure"],
-                })
-        return rows
-
-    def to_dict(self) -> dict:
-        divergence = self.first_divergence()
-        return {
-            "verdict": self.verdict,
-            "exit_code": self.exit_code,
-            "first_divergence": (divergence[1].name if divergence is not None
-                                 else "parameters" if self.mismatch else None),
-            "model_mismatch": self.mismatch,
-            "first_divergence_check": None if divergence is None else divergence[0].title,
-            "candidate": self.candidate,
-            "framework": self.framework,
-            "input_layout": self.input_layout,
-            "device": self.options.device,
-            "weights": self.weights,
-            "inputs": self.inputs,
-            "parameters": self.mapping,
-            "extra_parameters": dict(self.extra),
-            "activations": self.activations,
-            "not_found": self.not_found,
-            "dtypes": list(self.options.dtypes),
-            "steps": self.options.steps,
-            "rows": self.rows(),
-            "traps": [_trap_dict(t) for t in self.traps],
-            "notes": list(self.notes),
-            "seconds": self.seconds,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=_json_default)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def _trap_dict(trap) -> dict:
-    """A trap finding as a JSON-able dict with at least id, layer, evidence, fix."""
-    if hasattr(trap, "to_dict"):
-        return trap.to_dict()
-    if is_dataclass(trap):
-        return asdict(trap)
-    return dict(trap)
-
-
-def _evidence_text(evidence) -> str:
-    """One sentence from a finding's evidence: the variant, and the deciding quantity's error
-    against the true reference and against the reference with the trap put in."""
-    if not isinstance(evidence, dict):
-        return str(evidence)
-    quantity = evidence.get("quantity")
-    before, after = evidence.get("error_vs_reference"), evidence.get("error_vs_altered")
-    # The catalogue spells variants "trap@layer: what"; the id and layer are printed already.
-    text = str(evidence.get("variant", ""))
-    text = " + ".join(re.sub(r"^[a-z0-9-]+(@\w+)?: ", "", part) for part in text.split(" + "))
-    if quantity is not None:
-        number = lambda v: v if isinstance(v, str) else format_number(v)
-        text += (f"; {quantity}: rel error {number(before)} against the reference, "
-                 + (f"{number(after)} against the reference with this trap "
-                    if after is not None else "")
-                 + f"(tol {format_number(evidence.get('tolerance'), 0)})")
-    return text
-
-
-def _wrap(line: str, width: int = 100) -> str:
-    return textwrap.fill(line, width=width, subsequent_indent="      ", break_long_words=False,
-                         break_on_hyphens=False)
-
+__all__ = ["CompareOptions", "CompareResult", "run_compare", "load_candidate"]
 
 # ----------------------------------------------------------------------------------------------
 # Loading
@@ -433,13 +211,12 @@ def _own_weights_report(own: dict, expected: dict) -> Report:
 
 
 def _observe(adapter, mapping: ParamMap, own: dict, canonical: dict, X, Y, dtype: np.dtype,
-             reference: dict, result: CompareResult) -> Observation:
-    """Run the candidate once and express what it computed in canonical names and layouts."""
+             reference: dict) -> tuple[Observation, ActivationMatch]:
+    """Run the candidate once and express what it computed in canonical names and layouts;
+    also which captured tensor became which activation."""
     run = adapter.run(own, X.astype(dtype), Y.astype(dtype), dtype)
     ref_typed = {n: np.asarray(reference[n]).astype(dtype) for n in ACTIVATION_NAMES}
     match = match_activations(run.captured, ref_typed, dtype, to_nhwc=adapter.to_nhwc)
-    result.activations[dtype.name] = match.labels
-    result.not_found[dtype.name] = match.not_found
     grads = mapping.to_canonical(run.param_grads, prefix="d")
     if run.input_grad is not None:
         dX = run.input_grad
@@ -450,7 +227,7 @@ def _observe(adapter, mapping: ParamMap, own: dict, canonical: dict, X, Y, dtype
         extra={e: np.asarray(canonical[e]).astype(dtype) for e in mapping.extra if e in canonical},
         activations=match.arrays, output=run.output, cost=run.loss,
         grads={n: np.asarray(g) for n, g in grads.items()}, settings=dict(run.settings),
-    )
+    ), match
 
 
 def _tf32_rerun(adapter, mapping, own, typed, X, Y, dtype, reference, obs, report) -> list:
@@ -461,8 +238,7 @@ def _tf32_rerun(adapter, mapping, own, typed, X, Y, dtype, reference, obs, repor
     if dtype != np.float32 or not tf32_enabled(obs.settings) or not hasattr(adapter, "tf32_off"):
         return []
     with adapter.tf32_off():
-        scratch = CompareResult(CompareOptions(""), "", "", "", "", "", "", {})
-        rerun = _forward_report(_observe(adapter, mapping, own, typed, X, Y, dtype, reference, scratch),
+        rerun = _forward_report(_observe(adapter, mapping, own, typed, X, Y, dtype, reference)[0],
                                 reference, dtype)
     if not rerun.ok:
         return []
@@ -519,7 +295,9 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
         own = {n: np.asarray(v).astype(dtype) for n, v in own64.items()}
         typed = {n: np.asarray(v).astype(dtype) for n, v in canonical.items()}
         reference = _reference_run(typed, X.astype(dtype), Y.astype(dtype), spec)
-        obs = _observe(adapter, mapping, own, typed, X, Y, dtype, reference, result)
+        obs, match = _observe(adapter, mapping, own, typed, X, Y, dtype, reference)
+        result.activations[dtype.name] = match.labels
+        result.not_found[dtype.name] = match.not_found
         if options.own_weights:
             obs.own_params = {n: np.asarray(canonical[n]) for n in PARAM_NAMES}
             obs.expected_params = {n: np.asarray(expected[n]) for n in PARAM_NAMES}
@@ -559,7 +337,7 @@ def _diagnose(result: CompareResult, spec: ModelSpec) -> list:
     from signs.port.traps import CATALOGUE, TrapFinding
 
     found = list(result.traps)  # proven while running (TF32 by a re-run)
-    seen = {(_trap_dict(t)["id"], _trap_dict(t).get("layer")) for t in found}
+    seen = {(trap_dict(t)["id"], trap_dict(t).get("layer")) for t in found}
     biases = [e for e in ("b1", "b2") if e in result.extra]
     if biases and not result.options.steps:
         # Zeroed, the biases change nothing in one pass, so no re-run can show them; that the
@@ -577,7 +355,7 @@ def _diagnose(result: CompareResult, spec: ModelSpec) -> list:
         errors = {n: (np.inf if c.max_rel is None or not np.isfinite(c.max_rel) else c.max_rel)
                   for n, c in report.comparisons[pair].items()}
         for trap in diagnose(obs, errors, spec=spec):
-            t = _trap_dict(trap)
+            t = trap_dict(trap)
             key = (t["id"], t.get("layer"))
             if key not in seen:
                 seen.add(key)
