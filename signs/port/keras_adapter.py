@@ -102,6 +102,12 @@ class KerasCandidate:
     def __init__(self, model, *, build: Callable | None = None, loss: Callable | None = None,
                  optimizer: Callable | None = None, device: str = "cpu",
                  spec: ModelSpec = COURSE_MODEL) -> None:
+        if device.startswith("cuda"):
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                raise ValueError(f"--device: expected a device TensorFlow can use, got {device!r} "
+                                 "(TensorFlow sees no GPU)")
         self.original = model
         self.build = build
         self.loss_fn = loss

@@ -307,3 +307,24 @@ def test_another_tie_break_is_unexplained_not_misattributed(tmp_path):
     result = compare(f"{TORCH}:last_maximum_pool", data=str(tmp_path))
     assert result.verdict == "diverge" and result.first_divergence()[1].name == "dX"
     assert result.traps == [], result.format_text()
+
+
+def test_json_out_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    out.write_text("keep me")
+    assert main(["compare", f"{TORCH}:correct", "--dtype", "float64", "--json-out", str(out)]) == 2
+    assert out.read_text() == "keep me" and "--force" in capsys.readouterr().err
+    assert main(["compare", f"{TORCH}:correct", "--dtype", "float64", "--json-out", str(out),
+                 "--force"]) == 0
+    assert json.loads(out.read_text())["verdict"] == "agree"
+
+
+@pytest.mark.parametrize("candidate", [f"{TORCH}:correct", f"{KERAS}:correct"])
+def test_cuda_without_a_gpu_is_a_one_line_error(candidate, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert main(["compare", candidate, "--device", "cuda", "--dtype", "float64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("signs compare: error:") and len(err.splitlines()) == 1
