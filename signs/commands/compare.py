@@ -66,6 +66,9 @@ def register(subparsers) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="device for the candidate (default: cpu); the reference runs on the CPU")
     parser.add_argument("--seed", type=int, default=1, help="seed of the course vectors (default: 1)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit 1) on float32 gradient differences proven to be max-pool "
+                        "near-ties (tie*), which pass by default, as in signs verify")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead")
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON result to FILE")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --json-out FILE")
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, batch=args.batch, dtypes=parse_dtypes(args.dtype), steps=args.steps,
         optimizer=args.optimizer, loss=args.loss,
         input_size=tuple(args.input_size) if args.input_size else None, device=args.device,
-        param_map=args.param_map, seed=args.seed,
+        param_map=args.param_map, seed=args.seed, strict=args.strict,
     )
     if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch: expected a positive integer, got {args.batch}")

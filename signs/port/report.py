@@ -49,6 +49,7 @@ class CompareOptions:
     device: str = "cpu"
     param_map: str | None = None
     seed: int = 1
+    strict: bool = False  # proven float32 max-pool near-ties ("tie*") fail too
 
 
 @dataclass
@@ -74,7 +75,13 @@ class CompareResult:
 
     @property
     def diverges(self) -> bool:
-        return bool(self.extra) or self.mismatch is not None or any(not r.ok for r in self.reports)
+        """Anything fails (proven float32 max-pool near-ties pass, unless ``options.strict``)."""
+        failed = any(not (r.strict_ok if self.options.strict else r.ok) for r in self.reports)
+        return bool(self.extra) or self.mismatch is not None or failed
+
+    @property
+    def n_ties(self) -> int:
+        return sum(len(r.tied()) for r in self.reports)
 
     @property
     def verdict(self) -> str:
@@ -115,7 +122,7 @@ class CompareResult:
             extra_rows = [(n, "not found in the candidate") for n in self.not_found.get(report.dtype, ())
                           if "forward" in report.title]
             lines += ["", format_pair_table(report, (CANDIDATE, REFERENCE), extra_rows)]
-            lines += [_wrap(line) for line in report.summary().splitlines()[:1]]
+            lines += [_wrap(line) for line in report.summary().splitlines()]
         lines += [_wrap(note) for note in self.notes]
         divergence = self.first_divergence()
         if divergence is not None:
@@ -130,17 +137,22 @@ class CompareResult:
                 layer = f" ({t['layer']})" if t.get("layer") else ""
                 lines.append(_wrap(f"  {t['id']}{layer}: {_evidence_text(t['evidence'])}"))
                 lines.append(_wrap(f"      fix: {t['fix']}"))
-        elif self.diverges:
+        elif self.diverges and (divergence is not None or self.extra or self.mismatch):
             lines += ["", "porting traps: unexplained (no trap in the catalogue explains the candidate)"]
         lines += ["", _wrap(self.verdict_line())]
         return "\n".join(lines)
 
     def verdict_line(self) -> str:
         if not self.diverges:
+            ties = (f"; {self.n_ties} gradient comparison(s) differ only by proven float32 "
+                    "max-pool near-ties (tie*; --strict fails them)") if self.n_ties else ""
             return (f"verdict: agree: every compared quantity is within tolerance "
-                    f"({len(self.reports)} checks)")
+                    f"({len(self.reports)} checks){ties}")
         parts = []
         divergence = self.first_divergence()
+        if divergence is None and self.n_ties and self.options.strict:
+            parts.append(f"--strict: {self.n_ties} gradient comparison(s) differ by proven float32 "
+                         "max-pool near-ties (tie*)")
         if divergence is not None:
             parts.append(f"first divergence {divergence[1].name} ({divergence[0].title})")
         if self.extra:
@@ -151,7 +163,8 @@ class CompareResult:
         if forward_ok and any(not r.ok for r in self.reports if "steps" in r.title):
             parts.append("forward and gradients agree; only the optimizer steps differ")
         ids = sorted({trap_dict(t)["id"] for t in self.traps})
-        parts.append(f"explained by {', '.join(ids)}" if ids else "unexplained")
+        if ids or divergence is not None or self.extra or self.mismatch:
+            parts.append(f"explained by {', '.join(ids)}" if ids else "unexplained")
         return "verdict: diverge: " + "; ".join(parts)
 
     # ------------------------------------------------------------------------------ JSON
@@ -176,6 +189,8 @@ class CompareResult:
         return {
             "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "strict": self.options.strict,
+            "ties": self.n_ties,
             "first_divergence": (divergence[1].name if divergence is not None
                                  else "parameters" if self.mismatch else None),
             "model_mismatch": self.mismatch,

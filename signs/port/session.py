@@ -179,14 +179,35 @@ def _reference_steps(params: dict, batches, spec: ModelSpec, train: TrainSpec) -
     return after, costs
 
 
-def _forward_report(obs: Observation, reference: dict, dtype: np.dtype) -> Report:
+def _forward_results(obs: Observation, reference: dict, dtype: np.dtype) -> dict[str, dict]:
+    """{candidate: ..., reference: ...}: every quantity both have, in ``dtype``, in report order."""
     names = [n for n in ACTIVATION_NAMES if n in obs.activations] + ["cost"]
     names += [n for n in BACKWARD_ORDER if n in obs.grads]
     candidate = {**obs.activations, "cost": np.asarray(obs.cost, dtype=dtype), **obs.grads}
-    ours = {n: np.asarray(candidate[n]).astype(dtype) for n in names}
-    theirs = {n: np.asarray(reference[n]).astype(dtype) for n in names}
+    return {CANDIDATE: {n: np.asarray(candidate[n]).astype(dtype) for n in names},
+            REFERENCE: {n: np.asarray(reference[n]).astype(dtype) for n in names}}
+
+
+def _forward_report(obs: Observation, reference: dict, dtype: np.dtype) -> Report:
+    results = _forward_results(obs, reference, dtype)
+    names = list(results[CANDIDATE])
     title = f"{dtype.name}: forward and backward, batch {obs.X.shape[0]}"
-    return compare_results({CANDIDATE: ours, REFERENCE: theirs}, names, dtype, title=title)
+    return compare_results(results, names, dtype, title=title)
+
+
+def _classify_near_ties(report: Report, obs: Observation, reference: dict, dtype: np.dtype,
+                        spec: ModelSpec) -> None:
+    """float32 gradient failures that are only max-pool near-ties, proven as ``signs verify``
+    proves them (:func:`signs.ties.classify_ties`: every forward quantity agrees, each differing
+    window is within the tie band, and the reference re-routed the candidate's way agrees with
+    it); they then show as "tie*" and pass. Needs the candidate's A1 and A2 (its routing)."""
+    if report.ok or dtype != np.float32 or not {"A1", "A2"} <= set(obs.activations):
+        return
+    from signs.ties import classify_ties
+
+    params = {n: np.asarray(obs.params[n], dtype=dtype) for n in PARAM_NAMES}
+    classify_ties(report, _forward_results(obs, reference, dtype), params, obs.X.astype(dtype),
+                  obs.Y.astype(dtype), spec)
 
 
 def _steps_report(obs: Observation, ref_after: list[dict], ref_costs: list[float],
@@ -302,6 +323,7 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
             obs.own_params = {n: np.asarray(canonical[n]) for n in PARAM_NAMES}
             obs.expected_params = {n: np.asarray(expected[n]) for n in PARAM_NAMES}
         report = _forward_report(obs, reference, dtype)
+        _classify_near_ties(report, obs, reference, dtype, spec)
         result.reports.append(report)
         if not report.ok:
             result.traps += _tf32_rerun(adapter, mapping, own, typed, X, Y, dtype, reference, obs, report)

@@ -252,6 +252,31 @@ def test_tf32_on_does_not_hide_a_real_trap(cuda_with_tf32):
 # Real images
 
 
+@pytest.fixture(scope="module")
+def glorot0_near_tie(signs_data_dir, tmp_path_factory):
+    """Glorot seed 0 on the 120 test images: one pool1 window (sample 72) whose two cells are
+    3e-8 apart; torch's float32 routes it to the other cell than the float64 truth, so dW1 and dX
+    of a correct float32 port differ by up to 1.6e-4 and 8e-2 (relative)."""
+    from reference.init import glorot_init
+    from signs.convert import save_weights
+
+    weights = tmp_path_factory.mktemp("tie") / "glorot0.safetensors"
+    save_weights(glorot_init(0), str(weights))
+    return dict(data=str(signs_data_dir), weights=str(weights), dtypes=("float32",))
+
+
+def test_a_proven_near_tie_passes_as_tie(glorot0_near_tie):
+    result = compare(f"{EXAMPLES}/course_torch.py:CourseNet", **glorot0_near_tie)
+    assert result.verdict == "agree" and result.n_ties == 2, result.format_text()
+    assert {c.name for c in result.reports[0].tied()} == {"dW1", "dX"}
+
+
+def test_strict_fails_a_near_tie(glorot0_near_tie):
+    result = compare(f"{EXAMPLES}/course_torch.py:CourseNet", strict=True, **glorot0_near_tie)
+    assert result.verdict == "diverge" and result.traps == []
+    assert "--strict" in result.verdict_line()
+
+
 def test_real_near_tie_is_not_a_false_alarm(signs_data_dir, tmp_path):
     """Glorot seed 2 on the 120 test images has a pool1 window whose two cells are 2 float32 ulps
     apart (parity_tests/test_parity_ties.py): NumPy float32 routes it one way, torch the other.
