@@ -160,7 +160,7 @@ class CompareResult:
         if self.mismatch:
             parts.append("the candidate's parameters are not the course net's (nothing compared)")
         forward_ok = all(r.ok for r in self.reports if "forward" in r.title)
-        if forward_ok and any(not r.ok for r in self.reports if "steps" in r.title):
+        if forward_ok and any(not r.ok for r in self.reports if "optimizer step" in r.title):
             parts.append("forward and gradients agree; only the optimizer steps differ")
         ids = sorted({trap_dict(t)["id"] for t in self.traps})
         if ids or divergence is not None or self.extra or self.mismatch:

@@ -12,7 +12,8 @@
    truth, and a float32 candidate is judged against it with the float32 per-quantity tolerances.
 3. ``--steps K``: K optimizer steps of the candidate (its own optimizer, or the framework's stock
    Adam with the course's hyperparameters) against the reference's TF1 Adam on the course's
-   mini-batches, free-running from the same start; the weights after every step are compared.
+   mini-batches, free-running from the same start; the weights after every step are compared
+   (float64: all K; float32: the first, as later float32 steps are chaotic).
 4. Compare with the project's one engine (:mod:`signs.compare`); when anything differs, ask the
    trap catalogue (:mod:`signs.port.traps`) which porting traps explain the candidate. TF32 is
    proven here directly: on a CUDA device with TF32 on, a failing float32 pass is re-run with TF32
@@ -328,7 +329,14 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
         if not report.ok:
             result.traps += _tf32_rerun(adapter, mapping, own, typed, X, Y, dtype, reference, obs, report)
         if batches:
-            typed_batches = [(bx.astype(dtype), by.astype(dtype)) for bx, by in batches]
+            # float32 judges the first step only: from the same weights and a zero optimizer
+            # state it is one well-defined update, whereas a free-running float32 trajectory is
+            # chaotic (a rounding-level difference moves a max-pool argmax or a ReLU kink, and
+            # Adam's normalised update turns it into a full step: seen here on the real images
+            # with Glorot seed 3, W1 6.5e-4 apart after 5 steps of a correct port). float64 is
+            # exact enough to judge all K steps.
+            judged = batches if dtype == np.float64 else batches[:1]
+            typed_batches = [(bx.astype(dtype), by.astype(dtype)) for bx, by in judged]
             steps = adapter.steps(own, typed_batches, dtype, train)
             obs.batches = [(bx.astype(np.float64), by.astype(np.float64)) for bx, by in typed_batches]
             obs.steps = [mapping.to_canonical(after) for after in steps.params_after]
@@ -336,6 +344,9 @@ def run_compare(options: CompareOptions, *, train: TrainSpec = COURSE_TRAINING) 
             ref_after, ref_costs = _reference_steps(typed, obs.batches, spec, train)
             optimizer = "its --optimizer" if options.optimizer else STOCK_ADAM[adapter.framework]
             title = f"{dtype.name}: {options.steps} optimizer steps ({optimizer}), free-running"
+            if len(judged) < len(batches):
+                title = (f"{dtype.name}: optimizer step 1 of {options.steps} ({optimizer}); later "
+                         "float32 steps are not judged (chaotic), float64 judges them")
             result.reports.append(_steps_report(obs, ref_after, ref_costs, dtype, title))
         result.observations.append(obs)
         result.seconds[dtype.name] = time.perf_counter() - start

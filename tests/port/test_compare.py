@@ -353,3 +353,21 @@ def test_cuda_without_a_gpu_is_a_one_line_error(candidate, capsys):
     assert main(["compare", candidate, "--device", "cuda", "--dtype", "float64"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("signs compare: error:") and len(err.splitlines()) == 1
+
+
+def test_float32_steps_judge_the_first_step_only(signs_data_dir, tmp_path):
+    """Glorot seed 3 on the test images: a correct port's free-running float32 trajectory is
+    6.5e-4 (W1) from the truth after 5 steps by rounding alone (chaos; float64 agrees to 1e-14).
+    float32 judges step 1, float64 all five."""
+    from reference.init import glorot_init
+    from signs.convert import save_weights
+
+    weights = tmp_path / "glorot3.safetensors"
+    save_weights(glorot_init(3), str(weights))
+    result = compare(f"{EXAMPLES}/course_torch.py:CourseNet", data=str(signs_data_dir), batch=64,
+                     weights=str(weights), steps=5, optimizer=f"{EXAMPLES}/course_torch.py:tf1_adam",
+                     dtypes=("float64", "float32"))
+    assert result.verdict == "agree", result.format_text()
+    steps64, steps32 = result.reports[1], result.reports[3]
+    assert steps64.comparisons[steps64.pairs[0]]["W1"].ours_shape[0] == 5
+    assert steps32.comparisons[steps32.pairs[0]]["W1"].ours_shape[0] == 1
