@@ -1,4 +1,5 @@
-"""The ``signs`` command line: ``signs verify`` (the main job), ``init``, ``convert``,
+"""The ``signs`` command line: ``signs verify`` (the main job), ``compare`` (a user's own port),
+``init``, ``convert``,
 ``import-images``, ``train``, ``evaluate``, ``predict`` and ``bench``."""
 
 from __future__ import annotations

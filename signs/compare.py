@@ -36,6 +36,7 @@ __all__ = [
     "first_divergence",
     "layer_of",
     "format_number",
+    "format_pair_table",
 ]
 
 # The order the forward pass computes its quantities: each depends only on those before it.
@@ -652,3 +653,39 @@ def _cells(c: Comparison) -> str:
         return f"{word:>{_CELL}} {word:>{_CELL}}*"
     marker = " " if c.ok else "*"
     return f"{format_number(c.max_abs):>{_CELL}} {format_number(c.max_rel):>{_CELL}}{marker}"
+
+
+def format_pair_table(report: Report, labels: tuple[str, str] | None = None,
+                      extra_rows: Sequence[tuple[str, str]] = ()) -> str:
+    """One pair's table with the worst element: name, shape, abs, rel, tol, verdict, index, values.
+
+    For a report of exactly one backend pair (``signs compare``: candidate vs reference). Columns
+    ``labels`` (default the pair's names) show both values at the worst element. ``extra_rows``:
+    (name, text) lines appended as they are, e.g. ("A1", "not found in the candidate").
+    """
+    (pair,) = report.pairs
+    ours, theirs = labels or pair
+    rows = [report.comparisons[pair][name] for name in report.names]
+    name_w = max([4] + [len(n) for n in report.names] + [len(n) for n, _ in extra_rows])
+    shapes = [_format_shape(c.ours_shape) for c in rows]
+    shape_w = max([5] + [len(s) for s in shapes])
+    index_w = max([11] + [len(str(c.worst_index)) for c in rows if c.worst_index is not None])
+    lines = [report.title] if report.title else []
+    lines.append(f"{'name':<{name_w}} {'shape':<{shape_w}} {'abs':>{_CELL}} {'rel':>{_CELL}} "
+                 f"{'tol':>{_CELL - 2}} {'verdict':<7} {'worst index':<{index_w}} "
+                 f"{ours:>15} {theirs:>15}")
+    for comparison, shape in zip(rows, shapes):
+        verdict = report.verdict_of(pair, comparison.name)
+        verdict = {"tie": "tie*"}.get(verdict, verdict)
+        if comparison.failure in ("shape", "dtype"):
+            cells = f"{comparison.failure + '!':>{_CELL}} {'':>{_CELL}}"
+        else:
+            cells = f"{format_number(comparison.max_abs):>{_CELL}} {format_number(comparison.max_rel):>{_CELL}}"
+        index = "-" if comparison.worst_index is None else str(comparison.worst_index)
+        lines.append(
+            f"{comparison.name:<{name_w}} {shape:<{shape_w}} {cells} "
+            f"{format_number(comparison.tolerance, 0):>{_CELL - 2}} {verdict:<7} {index:<{index_w}} "
+            f"{_format_value(comparison.ours_value):>15} {_format_value(comparison.theirs_value):>15}"
+        )
+    lines += [f"{name:<{name_w}} {text}" for name, text in extra_rows]
+    return "\n".join(lines)

@@ -56,6 +56,7 @@ __all__ = [
     "CourseGraph",
     "contrib_xavier_initializer",
     "fully_connected",
+    "tf1_adam",
     "build_course_graph",
     "course_initial_weights",
     "run_course_forward",
@@ -87,17 +88,51 @@ def contrib_xavier_initializer(seed: int | None, factor: float = 1.0):
     return initializer
 
 
-def fully_connected(inputs, num_outputs: int, weights_initializer, scope: str = "fully_connected"):
-    """``tf.contrib.layers.fully_connected(inputs, num_outputs, activation_fn=None)`` on 2-D inputs.
+def fully_connected(
+    inputs,
+    num_outputs: int,
+    weights_initializer,
+    scope: str | None = None,
+    *,
+    activation_fn=None,
+    biases_initializer=v1.zeros_initializer(),
+):
+    """``tf.contrib.layers.fully_connected(inputs, num_outputs, ...)`` on 2-D inputs (m, n_in).
 
-    Creates ``{scope}/weights`` (n_in, num_outputs) and ``{scope}/biases`` (num_outputs,) zeros and
-    returns ``bias_add(matmul(inputs, weights), biases)``.
+    Creates ``{scope}/weights`` (n_in, num_outputs) and, unless ``biases_initializer`` is None,
+    ``{scope}/biases`` (num_outputs,), and returns ``activation_fn(bias_add(matmul(inputs, weights),
+    biases))``. The scope defaults to ``fully_connected``, made unique (``fully_connected_1``, ...) on
+    later calls, as contrib did. The course passed ``activation_fn=None``; contrib's own default was
+    ReLU (``signs.port.tf1_contrib`` keeps that default for legacy files).
     """
+    if inputs.shape.rank != 2:
+        raise ValueError(f"inputs: expected a 2-D tensor (m, n_in) for fully_connected, got shape {inputs.shape}")
     n_in = int(inputs.shape[-1])
-    with v1.variable_scope(scope):
+    with v1.variable_scope(scope, default_name="fully_connected", values=[inputs]):
         weights = v1.get_variable("weights", [n_in, num_outputs], dtype=inputs.dtype, initializer=weights_initializer)
-        biases = v1.get_variable("biases", [num_outputs], dtype=inputs.dtype, initializer=v1.zeros_initializer())
-    return tf.nn.bias_add(tf.matmul(inputs, weights), biases)
+        outputs = tf.matmul(inputs, weights)
+        if biases_initializer is not None:
+            biases = v1.get_variable("biases", [num_outputs], dtype=inputs.dtype, initializer=biases_initializer)
+            outputs = tf.nn.bias_add(outputs, biases)
+        if activation_fn is not None:
+            outputs = activation_fn(outputs)
+    return outputs
+
+
+def tf1_adam(dtype, learning_rate: float, beta1: float, beta2: float, epsilon: float) -> v1.train.AdamOptimizer:
+    """TF1's ``AdamOptimizer`` with every hyperparameter a constant of the graph's ``dtype``.
+
+    Python floats would become float32 tensors cast to the variables' dtype (and beta1_power /
+    beta2_power float32 variables): identical for the course's float32 graph, but float32-rounded
+    constants (0.9f, 0.999f, 0.009f) in a float64 one.
+    """
+    dtype = tf.as_dtype(dtype)
+    return v1.train.AdamOptimizer(
+        learning_rate=tf.constant(learning_rate, dtype),
+        beta1=tf.constant(beta1, dtype),
+        beta2=tf.constant(beta2, dtype),
+        epsilon=tf.constant(epsilon, dtype),
+    )
 
 
 @dataclass
@@ -235,16 +270,7 @@ def build_course_graph(
         dense_init = contrib_xavier_initializer(seed=train.dense_init_op_seed)
         acts["Z3"] = fully_connected(acts["F"], spec.n_classes, dense_init)
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(logits=acts["Z3"], labels=Y))
-        # The hyperparameters are given as tensors of the graph's dtype. Python floats would become
-        # float32 tensors cast to the variables' dtype (and beta1_power/beta2_power float32
-        # variables): identical for the course's float32 graph, but float32-rounded constants
-        # (0.9f, 0.999f, 0.009f) in a float64 one.
-        optimizer = v1.train.AdamOptimizer(
-            learning_rate=tf.constant(train.learning_rate, dtype),
-            beta1=tf.constant(train.beta1, dtype),
-            beta2=tf.constant(train.beta2, dtype),
-            epsilon=tf.constant(train.epsilon, dtype),
-        )
+        optimizer = tf1_adam(dtype, train.learning_rate, train.beta1, train.beta2, train.epsilon)
         train_op = optimizer.minimize(cost)
         init_op = v1.global_variables_initializer()
         with v1.variable_scope("fully_connected", reuse=True):

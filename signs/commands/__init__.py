@@ -5,6 +5,7 @@ A command module imports nothing heavy at module level: frameworks are imported 
 
 COMMANDS = (
     "verify",
+    "compare",
     "init",
     "convert",
     "import_images",

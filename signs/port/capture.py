@@ -37,11 +37,14 @@ class Captured:
     """One intermediate tensor the candidate computed, in the order it was computed.
 
     ``layout``: what the adapter knows of it: "NHWC", "NCHW", "flat" (m, n) or "unknown".
+    ``kind``: the operation that computed it, when the adapter knows: "conv", "relu", "pool",
+    "flatten", "dense"; "unknown" lets the matcher read it from the label's words.
     """
 
     label: str  # where it came from: "conv1 (Conv2d)", "F.relu #2", "Relu_1:0"
     array: np.ndarray
     layout: str = "unknown"
+    kind: str = "unknown"
 
 
 @dataclass
