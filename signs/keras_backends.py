@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from reference.spec import COURSE_MODEL, ModelSpec
-from reference.weights_io import check_params
+from reference.validate import check_params
 
 __all__ = [
     "KERAS_BACKENDS",

@@ -21,7 +21,7 @@ import onnxscript  # noqa: F401  (needed by the dynamo exporter)
 import torch  # noqa: F401  (the exporter runs the PyTorch model)
 
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, ModelSpec
-from reference.weights_io import check_params
+from reference.validate import check_params
 from signs.tolerances import RUNTIME_PARITY
 from signs.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model, output_names, params_sha256
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, ModelSpec
-from reference.weights_io import check_params
+from reference.validate import check_params
 
 __all__ = [
     "OPSET",

@@ -78,7 +78,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from reference.fileio import atomic_path, check_writable
     from signs.port.session import CompareOptions, run_compare
-    from signs.verify import parse_dtypes
+    from signs.verify.options import parse_dtypes
 
     options = CompareOptions(
         candidate=args.candidate, weights=args.weights, own_weights=args.own_weights,

@@ -41,7 +41,8 @@ from signs.port.mapping import (CANONICAL_LAYOUTS, ActivationMatch, NotTheCourse
 from signs.port.report import (CANDIDATE, OWN_TITLE, REFERENCE, STEP_NAMES, STOCK_ADAM, CompareOptions,
                                CompareResult, trap_dict)
 from signs.tolerances import FLOAT64_PARITY, adam_tolerance
-from signs.verify import course_vectors, data_inputs, training_batches
+from signs.verify.adam_steps import training_batches
+from signs.verify.options import course_vectors, data_inputs
 
 __all__ = ["CompareOptions", "CompareResult", "run_compare", "load_candidate"]
 

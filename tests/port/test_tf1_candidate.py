@@ -19,7 +19,7 @@ from reference.init import course_init
 from reference.model import forward_backward
 from reference.spec import ACTIVATION_NAMES, PARAM_NAMES
 from signs.tolerances import adam_tolerance, parity_tolerance, relative_error
-from signs.verify import course_vectors
+from signs.verify.options import course_vectors
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ports" / "course_tf1.py"
 DTYPES = (np.float64, np.float32)
