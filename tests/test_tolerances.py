@@ -22,6 +22,9 @@ BOUNDS = {
     "LOOP_VS_FAST_FLOAT64": (1e-15, 1e-12),
     "LOOP_VS_FAST_FLOAT32": (1e-7, 1e-5),
     "GRADIENT_CHECK": (1e-10, 1e-7),
+    # Not a pass bound: the most a TF32-computed result may differ for the tf32 trap to blame TF32
+    # (signs/port/traps.py). Looser would let TF32 explain real bugs; tighter, miss TF32 itself.
+    "TF32_PARITY": (1e-3, 1e-2),
 }
 FLOAT32_PARITY_BOUNDS = (1e-7, 1e-4)  # per quantity; the module's policy: none looser than 1e-4
 FLOAT32_PARITY_NAMES = {"Z1", "A1", "P1", "Z2", "A2", "P2", "F", "Z3", "cost", "dW1", "dW2", "dW3", "db3", "dX"}
@@ -34,7 +37,7 @@ def test_each_scalar_tolerance_is_bounded(name):
 
 
 def test_every_declared_tolerance_is_bounded_here():
-    declared = {n for n in tolerances.__all__ if n.isupper() and n not in ("TINY", "FLOAT32_PARITY")}
+    declared = {n for n in tolerances.__all__ if n.isupper() and n not in ("TINY", "FLOAT32_PARITY", "RUNTIME_PARITY")}
     assert declared == set(BOUNDS)
 
 
@@ -49,3 +52,15 @@ def test_each_float32_parity_tolerance_is_bounded():
 def test_adam_tolerance_returns_the_bounded_constants():
     assert adam_tolerance(np.float64) == tolerances.FLOAT64_ADAM_STEPS
     assert adam_tolerance(np.float32) == tolerances.FLOAT32_ADAM_STEPS
+
+
+def test_runtime_tolerances_are_the_parity_ones():
+    """The onnx / Keras-backend rows declare which quantities they compute, never a number of
+    their own: every one of their tolerances is the bounded parity tolerance."""
+    from signs.tolerances import RUNTIME_PARITY, runtime_tolerance
+
+    for runtime, checked in RUNTIME_PARITY.items():
+        assert set(checked) == {"names", "dtypes"}, runtime
+        for dtype in checked["dtypes"]:
+            for name in checked["names"]:
+                assert runtime_tolerance(runtime, name, dtype) == parity_tolerance(name, dtype), (runtime, name)
