@@ -33,7 +33,7 @@ def signs_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def signs_train_h5(tmp_path_factory, signs_data_dir) -> Path:
     """A course-layout train_signs.h5 imported once from jpg/train (1080 images, 64x64 RGB)."""
-    from reference.data import import_images
+    from reference.data.importer import import_images
 
     jpg_train = signs_data_dir / "jpg" / "train"
     if not jpg_train.is_dir() and (signs_data_dir / "train_signs.h5").is_file():

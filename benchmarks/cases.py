@@ -19,7 +19,7 @@ import numpy as np
 from reference import fast_layers
 from reference import layers as loop_layers
 from reference import model as np_model
-from reference.data import epoch_mini_batches
+from reference.data.batches import epoch_mini_batches
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, ModelSpec, TrainSpec
 
 __all__ = [

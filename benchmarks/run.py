@@ -37,7 +37,7 @@ QUICK_REPS = 2
 
 
 def _project_root() -> Path:
-    from reference.data import project_root
+    from reference.data.paths import project_root
 
     return project_root() or Path.cwd()
 
@@ -187,7 +187,7 @@ def load_training_data(settings: Settings) -> tuple[np.ndarray, np.ndarray, str]
     The real SIGNS train split when its folder exists; otherwise 1080 seeded uniform [0, 1)
     images with seeded labels. A folder named by --data or $SIGNS_DATA must exist.
     """
-    from reference.data import load_signs
+    from reference.data.dataset import load_signs
     from reference.spec import COURSE_MODEL
 
     path, explicit = _data_dir(settings.data)
@@ -462,7 +462,7 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     """Run the selected sections; write the Markdown report and the JSON; return the results."""
     from benchmarks import limits, report
     from benchmarks.env import describe_machine, load_average, numpy_blas_threads
-    from reference.data import epoch_mini_batches
+    from reference.data.batches import epoch_mini_batches
     from reference.init import course_init
     from reference.spec import COURSE_MODEL
 

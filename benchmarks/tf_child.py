@@ -36,7 +36,7 @@ def child_main(argv: list[str] | None = None) -> int:
 
     from benchmarks import run
     from benchmarks.env import set_tf_threads
-    from reference.data import epoch_mini_batches
+    from reference.data.batches import epoch_mini_batches
     from reference.init import course_init
 
     with np.load(args.data) as data:

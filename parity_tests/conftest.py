@@ -87,7 +87,7 @@ def shared_weights(parity_backends) -> dict[str, dict[str, np.ndarray]]:
 def signs_test_arrays(signs_data_dir) -> tuple[np.ndarray, np.ndarray]:
     """The course's test images as the notebook feeds them: X (120, 64, 64, 3) float64 X/255,
     Y (120, 6) one-hot, from ``signs_data_dir/test_signs.h5`` (or the test image folder)."""
-    from reference.data import load_signs
+    from reference.data.dataset import load_signs
 
     data = load_signs(signs_data_dir, dtype=np.float64, splits=("test",), progress=False)
     return data.X_test, data.Y_test
@@ -96,7 +96,8 @@ def signs_test_arrays(signs_data_dir) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def signs_train_arrays(signs_train_h5) -> tuple[np.ndarray, np.ndarray]:
     """The 1080 training images (jpg/train imported once by the root conftest): X/255, one-hot."""
-    from reference.data import normalize_images, one_hot, read_signs_h5
+    from reference.data.course_h5 import read_signs_h5
+    from reference.data.dataset import normalize_images, one_hot
 
     X_orig, y, _, _ = read_signs_h5(signs_train_h5, "train")
     return normalize_images(X_orig, np.float64), one_hot(y, dtype=np.float64)

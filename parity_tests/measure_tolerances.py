@@ -42,8 +42,8 @@ from parity_helpers import (  # noqa: E402
     make_weights,
     synthetic_train_set,
 )
-from reference.data import epoch_mini_batches  # noqa: E402
-from signs.verify import compare_training, train_all  # noqa: E402
+from reference.data.batches import epoch_mini_batches  # noqa: E402
+from signs.verify.adam_steps import compare_training, train_all  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "signs"
 SINGLE_STEPS = (0, 1, 8, 16)  # 0-based steps re-run in float32 from the float64 trajectory
@@ -64,7 +64,8 @@ def _record(worst: dict, report, case: str) -> None:
 def _train_sets(data_dir: Path | None) -> dict:
     sets = {"synthetic 1080": synthetic_train_set()}
     if data_dir is not None and (data_dir / "jpg" / "train").is_dir():
-        from reference.data import normalize_images, one_hot, read_image_folder
+        from reference.data.dataset import normalize_images, one_hot
+        from reference.data.images import read_image_folder
 
         folder = read_image_folder(data_dir / "jpg" / "train", progress=False)
         sets["SIGNS jpg/train"] = (normalize_images(folder.X_orig, np.float64),
@@ -153,7 +154,7 @@ def measure(data_dir: Path | None, tie_seeds: int) -> tuple[list[tuple[str, list
     weights = {kind: make_weights(kind, backends) for kind in WEIGHT_KINDS}
     signs_test = None
     if data_dir is not None:
-        from reference.data import load_signs
+        from reference.data.dataset import load_signs
 
         data = load_signs(data_dir, dtype=np.float64, splits=("test",), progress=False)
         signs_test = (data.X_test, data.Y_test)

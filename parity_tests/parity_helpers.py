@@ -10,13 +10,8 @@ import numpy as np
 
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
 from signs.compare import Report, compare_results
-from signs.verify import (
-    DEFAULT_BACKENDS,
-    FORWARD_BACKWARD_NAMES,
-    course_vectors,
-    forward_backward_all,
-    load_backends,
-)
+from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
+from signs.verify.options import DEFAULT_BACKENDS, course_vectors, load_backends
 
 __all__ = [
     "WEIGHT_KINDS",

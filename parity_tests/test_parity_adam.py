@@ -26,9 +26,14 @@ import numpy as np
 import pytest
 
 from parity_helpers import synthetic_train_set
-from reference.data import epoch_mini_batches
+from reference.data.batches import epoch_mini_batches
 from reference.spec import COURSE_TRAINING, PARAM_NAMES
-from signs.verify import TRAINING_NAMES, compare_training, flatten_training, single_steps_report
+from signs.verify.adam_steps import (
+    TRAINING_NAMES,
+    compare_training,
+    flatten_training,
+    single_steps_report,
+)
 
 EPOCH_STEPS = 17  # ceil(1080 / 64)
 # Steps (0-based) re-run in float32 from the float64 state: t = 2 (both moments already hold two

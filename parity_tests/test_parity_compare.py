@@ -19,7 +19,7 @@ from signs.compare import (
     first_divergence,
 )
 from signs.tolerances import FLOAT32_PARITY, parity_tolerance
-from signs.verify import FORWARD_BACKWARD_NAMES
+from signs.verify.forward import FORWARD_BACKWARD_NAMES
 
 BACKENDS = ("numpy", "tf", "torch")
 
@@ -187,7 +187,7 @@ def test_parity_tolerance_table_is_complete():
 
 def test_pool_argmax_is_the_first_maximum_with_same_padding():
     from reference.spec import PoolSpec
-    from signs.verify import pool_argmax
+    from signs.ties import pool_argmax
 
     A = np.array([[1, 3, 3, 0, 2], [3, 0, 2, 2, 2], [1, 1, 1, 4, 4]], float).reshape(1, 3, 5, 1)
     # window 2, stride 2, SAME on (3, 5): output (2, 3); padding (0, 1) rows, (0, 1) cols at the end.
@@ -200,7 +200,7 @@ def test_pool_argmax_is_the_first_maximum_with_same_padding():
 
 def test_near_tie_notes_name_the_pool_and_pair():
     from reference.spec import COURSE_MODEL
-    from signs.verify import near_tie_notes
+    from signs.verify.forward import near_tie_notes
 
     rng = np.random.default_rng(4)
     A1 = rng.random((1, 64, 64, 8)).astype(np.float32)

@@ -16,7 +16,7 @@ import pytest
 from parity_helpers import DTYPES, cast, make_inputs, make_labels
 from reference.spec import COURSE_MODEL
 from signs.compare import DIVERGENCE_ORDER, compare_results, first_divergence
-from signs.verify import FORWARD_BACKWARD_NAMES, forward_backward_all
+from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
 
 PERTURBATION = 1e-3
 

@@ -25,7 +25,8 @@ from parity_helpers import (
 from reference.spec import ACTIVATION_NAMES, activation_shapes, param_shapes
 from signs.compare import compare_results
 from signs.tolerances import FLOAT64_PARITY
-from signs.verify import course_vectors, forward_backward_all
+from signs.verify.forward import forward_backward_all
+from signs.verify.options import course_vectors
 
 
 def _labels(kind: str, inputs: str, m: int, signs_test) -> np.ndarray:

@@ -4,7 +4,7 @@ near-tie is "tie" (exit 0, FAIL with --strict); a genuine bug next to a near-tie
 The real near-tie: Glorot seed 2 on the 120 SIGNS test images in float32, where pool1 window
 (sample 25, row 0, col 2, channel 0) holds 0.824987888 and 0.824987769 (2 ulps apart in
 TF's and PyTorch's arithmetic, which pick the second cell). The frameworks run once per session;
-the CLI tests replay their cached outputs through ``signs.verify.forward_backward_all``.
+the CLI tests replay their cached outputs through ``signs.verify.run.forward_backward_all``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import json
 import numpy as np
 import pytest
 
-import signs.verify
+import signs.verify.run
 from reference import model
 from reference.init import glorot_init
 from reference.spec import COURSE_MODEL, GRADIENT_NAMES
 from signs.cli import main
 from signs.compare import compare_results
 from signs.ties import Reroute, classify_ties, pool_windows, rerouted_backward
-from signs.verify import FORWARD_BACKWARD_NAMES
+from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all
 
 TIE_SEED = 2  # Glorot seed with a pool1 near-tie on the real test images (parity_tests/README.md)
 TIE_WINDOW = (25, 0, 2, 0)  # (sample, out_row, out_col, channel) of pool1
@@ -34,7 +34,7 @@ def tie_case(all_three_backends, signs_test_arrays, tmp_path_factory):
 
     X, Y = (a.astype(np.float32) for a in signs_test_arrays)
     params = glorot_init(TIE_SEED, dtype=np.float32)
-    results = signs.verify.forward_backward_all(all_three_backends, params, X, Y)
+    results = forward_backward_all(all_three_backends, params, X, Y)
     path = tmp_path_factory.mktemp("ties") / f"glorot{TIE_SEED}.safetensors"
     save_weights(params, str(path))
     return params, X, Y, results, path
@@ -45,15 +45,15 @@ def _copy(results):
 
 
 def _replay(monkeypatch, results):
-    """Make signs.verify return ``results`` (float32) instead of running the frameworks again."""
-    real = signs.verify.forward_backward_all
+    """Make signs verify return ``results`` (float32) instead of running the frameworks again."""
+    real = signs.verify.run.forward_backward_all
 
     def forward_backward_all(backends, params, X, Y, **kwargs):
         if X.dtype == np.float32:
             return _copy(results)
         return real(backends, params, X, Y, **kwargs)
 
-    monkeypatch.setattr(signs.verify, "forward_backward_all", forward_backward_all)
+    monkeypatch.setattr(signs.verify.run, "forward_backward_all", forward_backward_all)
 
 
 def _verify(capsys, path, data_dir, *extra):

@@ -9,10 +9,12 @@ import types
 import numpy as np
 import pytest
 
-import signs.verify
+import signs.verify.options
 from signs.backends import BackendUnavailable
 from signs.cli import main
-from signs.verify import FORWARD_BACKWARD_NAMES
+from signs.verify.forward import FORWARD_BACKWARD_NAMES
+from signs.verify.options import VerifyOptions
+from signs.verify.run import run_verification
 
 
 def run_cli(capsys, *argv):
@@ -28,7 +30,7 @@ def verdict(out: str) -> str:
 
 def fake_missing(monkeypatch, *missing):
     """Make get_backend raise BackendUnavailable for ``missing``, as if they were not installed."""
-    real = signs.verify.get_backend
+    real = signs.verify.options.get_backend
 
     def get_backend(name):
         if name in missing:
@@ -37,7 +39,7 @@ def fake_missing(monkeypatch, *missing):
             )
         return real(name)
 
-    monkeypatch.setattr(signs.verify, "get_backend", get_backend)
+    monkeypatch.setattr(signs.verify.options, "get_backend", get_backend)
 
 
 def test_default_verify_passes_and_prints_one_row_per_quantity(parity_backends, capsys):
@@ -143,7 +145,7 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
 def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, capsys, monkeypatch):
     """One backend whose pool1 output is off by 1e-3 (and everything after it, consistently)."""
     victim = list(parity_backends)[-1]
-    real = signs.verify.get_backend
+    real = signs.verify.options.get_backend
 
     def forward_backward(params, X, Y, **kwargs):
         results = real(victim).forward_backward(params, X, Y, **kwargs)
@@ -155,7 +157,7 @@ def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, caps
             return types.SimpleNamespace(NAME=victim, forward_backward=forward_backward)
         return real(name)
 
-    monkeypatch.setattr(signs.verify, "get_backend", get_backend)
+    monkeypatch.setattr(signs.verify.options, "get_backend", get_backend)
     code, out, _ = run_cli(capsys, "--dtype", "float64")
     assert code == 1
     assert "first divergence: P1 (pool1)" in out
@@ -165,7 +167,7 @@ def test_a_disagreeing_backend_exits_1_and_names_the_layer(parity_backends, caps
 
 
 def test_verify_library_call_matches_cli(parity_backends):
-    result = signs.verify.run_verification(signs.verify.VerifyOptions(dtypes=("float64",)))
+    result = run_verification(VerifyOptions(dtypes=("float64",)))
     assert result.exit_code == 0 and result.batch == 2
     report = result.reports[0]
     assert report.backends == tuple(parity_backends)

@@ -80,7 +80,7 @@ def layer_of(name: str, spec: ModelSpec = COURSE_MODEL) -> str:
     }
     if name in forward:
         return forward[name]
-    # Optimizer comparisons (signs.verify.compare_training): costs, weights, Adam moments, t.
+    # Optimizer comparisons (signs.verify.adam_steps.compare_training): costs, weights, Adam moments, t.
     if name == "costs":
         return "cost of each step"
     if name == "t":
@@ -335,8 +335,8 @@ class Report:
     names: tuple[str, ...]
     comparisons: dict[tuple[str, str], dict[str, Comparison]] = field(default_factory=dict)
     title: str = ""
-    # Diagnoses attached by the caller (e.g. signs.verify's max-pool near-tie check); they explain
-    # a failure, they never change the verdict.
+    # Diagnoses attached by the caller (e.g. signs.verify.forward.near_tie_notes, the max-pool
+    # near-tie check); they explain a failure, they never change the verdict.
     notes: list[str] = field(default_factory=list)
     # Proven max-pool near-ties (signs.ties.classify_ties): {pair: {"names": [gradient names],
     # "explanation": str, ...JSON-able details}}. A failing comparison of a listed name in that

@@ -191,7 +191,7 @@ class Trainer:
         self._learning_rate.assign(float(lr))
 
     def fit_epoch(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[float]:
-        """``step`` over every (X, Y) batch in order (e.g. ``reference.data.random_mini_batches``).
+        """``step`` over every (X, Y) batch in order (e.g. ``reference.data.batches.random_mini_batches``).
 
         Returns the list of batch costs. The course's epoch cost is ``sum(costs) / floor(m / 64)``.
         """

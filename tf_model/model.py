@@ -221,7 +221,7 @@ def compile_model(model: keras.Model, train: TrainSpec = COURSE_TRAINING) -> ker
     ``CategoricalCrossentropy(from_logits=True)`` with its default "sum_over_batch_size" reduction
     is the course's ``reduce_mean(softmax_cross_entropy_with_logits(...))`` for one-hot or soft
     labels. To see the course's batches, shuffle once per epoch with
-    ``reference.data.random_mini_batches`` (or concatenate its batches) and call
+    ``reference.data.batches.random_mini_batches`` (or concatenate its batches) and call
     ``model.fit(X, Y, batch_size=train.mini_batch_size, shuffle=False, epochs=1)``: Keras then cuts
     the same consecutive batches, the last one smaller. Note that the loss ``fit`` reports is the
     running mean over examples, not the course's per-epoch ``sum(cost) / floor(m / 64)``.

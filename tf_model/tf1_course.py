@@ -46,7 +46,7 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-from reference.data import epoch_mini_batches
+from reference.data.batches import epoch_mini_batches
 from reference.init import contrib_xavier_limit
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
 from reference.weights_io import check_params

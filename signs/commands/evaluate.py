@@ -11,7 +11,7 @@ EVALUATION_NAME = "evaluation.json"
 
 
 def register(subparsers) -> None:
-    from reference.data import add_data_argument
+    from signs.cli_args import add_data_argument
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -41,7 +41,7 @@ def split_report(backend, params, X, Y, *, device: str, n_classes: int) -> dict:
     """Accuracy, per-class accuracy and confusion matrix of one split (X (m, 64, 64, 3), Y (m, 6))."""
     import numpy as np
 
-    from signs.training import confusion_matrix, predict_classes
+    from signs.training.metrics import confusion_matrix, predict_classes
 
     true = np.argmax(Y, axis=1)
     predicted = predict_classes(backend, params, X, device=device)
@@ -58,12 +58,13 @@ def split_report(backend, params, X, Y, *, device: str, n_classes: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from reference.data import SPLITS, load_signs
+    from reference.data.dataset import load_signs
+    from reference.data.layout import SPLITS
     from reference.fileio import atomic_path, check_writable
     from signs.backends import get_backend
     from signs.convert import load_weights
     from signs.plots import format_confusion_table, save_confusion_plot
-    from signs.training import subset
+    from signs.training.metrics import subset
 
     weights = Path(args.weights)
     out_dir = Path(args.out) if args.out is not None else weights.parent

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference.data import import_images
+    from reference.data.importer import import_images
 
     result = import_images(
         args.src_dir, args.out_h5, split=args.split, resize=args.resize, force=args.force

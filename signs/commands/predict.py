@@ -42,7 +42,8 @@ def read_image(path: Path, dtype):
     import numpy as np
     from PIL import Image, ImageOps
 
-    from reference.data import IMAGE_SHAPE, normalize_images
+    from reference.data.dataset import normalize_images
+    from reference.data.layout import IMAGE_SHAPE
 
     n_H, n_W, _ = IMAGE_SHAPE
     if not path.is_file():

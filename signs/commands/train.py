@@ -22,7 +22,7 @@ sum(batch_cost * batch_size) / m.
 --recipe improved keeps the layers, the initial weights and the optimizer, and changes the learning
 rate to 0.004 with a cosine decay to 0 over 150 epochs, and adds seeded data augmentation (shifts
 of up to 2 pixels, brightness x[0.9, 1.1]). The course's 0.009 can kill every conv1 filter in the
-first epochs (the cost then stays at ln 6 = 1.79): see signs/training.py.
+first epochs (the cost then stays at ln 6 = 1.79): see signs/training/recipes.py.
 
 --seed S seeds Glorot initial weights (--init glorot) and the augmentation (--recipe improved,
 default 0). The course's initial weights and batch order are fixed, so --seed with --init course and
@@ -35,7 +35,7 @@ with the same options plus --resume.
 
 
 def register(subparsers) -> None:
-    from reference.data import add_data_argument
+    from signs.cli_args import add_data_argument
 
     parser = subparsers.add_parser(
         "train",
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
 
 def build_recipe(args: argparse.Namespace):
     """The Recipe the command-line options describe."""
-    from signs.training import Augmentation, make_recipe
+    from signs.training.recipes import Augmentation, make_recipe
 
     if args.no_augment and args.recipe != "improved":
         raise ValueError("--no-augment: only meaningful with --recipe improved (the course recipe does not augment)")
@@ -104,10 +104,15 @@ def build_recipe(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference.data import load_signs
-    from signs.training import (
-        NonFiniteLoss, RunConfig, TrainingInterrupted, default_out_dir, subset, train,
+    from reference.data.dataset import load_signs
+    from signs.training.driver import (
+        NonFiniteLoss,
+        RunConfig,
+        TrainingInterrupted,
+        default_out_dir,
+        train,
     )
+    from signs.training.metrics import subset
 
     if args.resume and args.out is None:
         raise ValueError("--resume: needs --out DIR, the run folder to continue")

@@ -61,7 +61,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reference.fileio import atomic_path, check_writable
-    from signs.verify import VerifyOptions, parse_backends, parse_dtypes, run_verification
+    from signs.verify.options import VerifyOptions, parse_backends, parse_dtypes
+    from signs.verify.run import run_verification
 
     options = VerifyOptions(
         backends=parse_backends(args.backends),

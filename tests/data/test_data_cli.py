@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from reference.data import read_signs_h5
+from reference.data.course_h5 import read_signs_h5
 from signs.cli import main
 
 

@@ -12,16 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reference.data import (
-    default_data_dir,
-    find_split_source,
-    import_images,
-    label_from_filename,
-    list_image_files,
-    load_signs,
-    read_image_folder,
-    read_signs_h5,
-)
+from reference.data.course_h5 import read_signs_h5
+from reference.data.dataset import load_signs
+from reference.data.images import label_from_filename, list_image_files, read_image_folder
+from reference.data.importer import import_images
+from reference.data.paths import default_data_dir, find_split_source
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

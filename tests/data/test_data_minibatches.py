@@ -7,14 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from reference.data import (
-    convert_to_one_hot,
-    course_epoch_seeds,
-    epoch_mini_batches,
-    normalize_images,
-    one_hot,
-    random_mini_batches,
-)
+from reference.data.batches import course_epoch_seeds, epoch_mini_batches, random_mini_batches
+from reference.data.dataset import convert_to_one_hot, normalize_images, one_hot
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
 
 M_TRAIN = 1080  # SIGNS training set size
@@ -75,7 +69,7 @@ def test_identical_to_the_course_code(m, size):
 
 
 def test_full_size_images_keep_their_shape(signs_train_h5):
-    from reference.data import read_signs_h5
+    from reference.data.course_h5 import read_signs_h5
 
     X_orig, y, _, _ = read_signs_h5(signs_train_h5, "train")
     X, Y = normalize_images(X_orig), one_hot(y)

@@ -8,13 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
-from reference.data import (
-    import_images,
-    load_dataset,
-    load_signs,
-    read_image_folder,
-    read_signs_h5,
-)
+from reference.data.course_h5 import read_signs_h5
+from reference.data.dataset import load_dataset, load_signs
+from reference.data.images import read_image_folder
+from reference.data.importer import import_images
 from reference.spec import COURSE_TRAINING
 
 pytestmark = pytest.mark.data

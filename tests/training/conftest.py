@@ -33,8 +33,8 @@ def fast_data_dir(signs_data_dir, signs_train_h5, tmp_path_factory):
 def small_data(fast_data_dir):
     """``small_data(dtype, limit)``: a cached ``SignsData`` of ``limit`` evenly spaced examples
     per split (the test split has 120, so it is whole for limit >= 120)."""
-    from reference.data import load_signs
-    from signs.training import subset
+    from reference.data.dataset import load_signs
+    from signs.training.metrics import subset
 
     cache: dict[tuple[str, int], object] = {}
 

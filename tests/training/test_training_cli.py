@@ -16,7 +16,8 @@ from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.cli import main
 from signs.commands.predict import softmax
-from signs.training import METRICS_NAME, WEIGHTS_NAME
+from signs.training.driver import WEIGHTS_NAME
+from signs.training.summary import METRICS_NAME
 from training_helpers import PNG_SIGNATURE, assert_params_bitwise_equal, backend_or_skip, trainer_proxy
 
 pytestmark = pytest.mark.data
@@ -211,7 +212,7 @@ def test_evaluate_reports_accuracy_and_confusion(fast_data_dir, two_epoch_run, t
 
 
 def test_predict_prints_class_and_probabilities(fast_data_dir, two_epoch_run, tmp_path, capfd):
-    from reference.data import load_signs
+    from reference.data.dataset import load_signs
 
     backend = backend_or_skip(BACKEND)
     test = load_signs(fast_data_dir, splits=("test",), progress=False)

@@ -11,12 +11,11 @@ import pytest
 from reference.spec import COURSE_TRAINING, param_shapes
 from signs.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from signs.plots import format_confusion_table, save_confusion_plot, save_cost_plot
-from signs.training import (
+from signs.training.metrics import confusion_matrix, course_cost_divisor
+from signs.training.recipes import (
     Augmentation,
     Recipe,
     augment_batch,
-    confusion_matrix,
-    course_cost_divisor,
     course_recipe,
     improved_recipe,
     learning_rate_at,

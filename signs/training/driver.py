@@ -1,0 +1,374 @@
+"""The training driver: the course's loop with any backend's ``Trainer``, checkpoints and resume.
+
+The course's training loop (deeplearning.ai CNN course 4, week 1, ``model()``)::
+
+    seed = 3
+    for epoch in range(num_epochs):
+        minibatch_cost = 0.
+        num_minibatches = int(m / minibatch_size)
+        seed = seed + 1
+        for minibatch_X, minibatch_Y in random_mini_batches(X_train, Y_train, minibatch_size, seed):
+            _, temp_cost = sess.run([optimizer, cost], feed_dict=...)
+            minibatch_cost += temp_cost / num_minibatches
+        if epoch % 5 == 0: print("Cost after epoch %i: %f" % (epoch, minibatch_cost))
+        costs.append(minibatch_cost)
+
+:func:`train` runs exactly that with any backend's ``Trainer`` (Adam with TF1's update rule),
+the one ``reference.data.batches.random_mini_batches`` and the same seed schedule (epoch ``e``,
+counted from 0 as the course prints it, uses seed ``first_seed + 1 + e``).
+
+Two epoch losses are recorded:
+
+``course_cost``
+    The course's number: the sum of the batch costs divided by ``int(m / mini_batch_size)``. With
+    m = 1080 and batches of 64 there are 17 batches (16 full, one of 56) but the course divides by
+    16, so this overstates the mean batch cost by about 1/16. It is kept because it is what the
+    course prints and plots.
+``mean_loss``
+    The true mean loss over the epoch's examples, ``sum(batch_cost * batch_size) / m``, each batch
+    cost taken before that batch's update (as ``sess.run([optimizer, cost])`` returns it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES
+from signs.checkpoint import CHECKPOINT_NAME, Checkpoint, check_compatible, load_checkpoint, save_checkpoint
+from signs.training.metrics import accuracy, course_cost_divisor
+from signs.training.recipes import Recipe, augment_batch, course_recipe, initial_params, learning_rate_at
+from signs.training.summary import COST_PLOT_NAME, METRICS_NAME, data_identity, write_summary
+
+__all__ = [
+    "WEIGHTS_NAME",
+    "RUN_FILES",
+    "NonFiniteLoss",
+    "TrainingInterrupted",
+    "RunConfig",
+    "TrainResult",
+    "default_out_dir",
+    "train",
+]
+
+WEIGHTS_NAME = "weights.safetensors"
+# Files of a run folder: a fresh run refuses to write over them without force.
+RUN_FILES = (CHECKPOINT_NAME, WEIGHTS_NAME, METRICS_NAME, COST_PLOT_NAME)
+
+
+def default_out_dir(backend: str, recipe: str, root: str | os.PathLike = "runs") -> Path:
+    """A new folder name ``runs/YYYYmmdd-HHMMSS-<backend>-<recipe>`` (suffixed if taken)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{backend}-{recipe}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A batch cost or the weights became NaN or infinite; the last good checkpoint is kept."""
+
+    def __init__(self, message: str, *, epoch: int, batch: int | None, checkpoint: Path, completed: int):
+        super().__init__(message)
+        self.epoch, self.batch, self.checkpoint, self.completed = epoch, batch, checkpoint, completed
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training; the checkpoint of the last completed epoch has been written."""
+
+    def __init__(self, message: str, *, checkpoint: Path, completed: int):
+        super().__init__(message)
+        self.checkpoint, self.completed = checkpoint, completed
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A training run: which implementation, at what precision, on what device, with what recipe.
+
+    ``eval_every``: compute train and test accuracy every this many epochs (0 = only at the end).
+    """
+
+    backend: str
+    recipe: Recipe = field(default_factory=course_recipe)
+    dtype: str = "float32"
+    device: str = "cpu"
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device: expected cpu or cuda, got {self.device!r}")
+        if self.backend == "numpy" and self.device != "cpu":
+            raise ValueError(f"device: the numpy backend runs on cpu only, got {self.device!r}")
+        if int(self.eval_every) != self.eval_every or self.eval_every < 0:
+            raise ValueError(f"eval_every: expected a non-negative integer, got {self.eval_every!r}")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    params: dict[str, np.ndarray]
+    history: list[dict[str, Any]]
+    train_accuracy: float
+    test_accuracy: float | None
+    out_dir: Path
+    files: dict[str, Path]
+    resumed_from: int = 0
+
+
+def _run_identity(config: RunConfig, data) -> dict[str, Any]:
+    return {
+        "backend": config.backend,
+        "dtype": config.dtype,
+        "device": config.device,
+        "recipe": config.recipe.to_json(),
+        "data": data_identity(data),
+    }
+
+
+def _check_params_finite(params: dict[str, np.ndarray]) -> str | None:
+    """The name of the first weight tensor holding a NaN or inf, else None."""
+    for name in PARAM_NAMES:
+        if not np.all(np.isfinite(params[name])):
+            return name
+    return None
+
+
+def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
+    if resume:
+        if not (out_dir / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {out_dir}; nothing to resume")
+        return
+    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if existing and not force:
+        raise FileExistsError(
+            f"--out {out_dir}: already holds a run ({', '.join(existing)}); pass --resume to continue "
+            "it or --force to start over"
+        )
+    for name in existing:  # starting over: no stale result may outlive the old run
+        (out_dir / name).unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train(
+    config: RunConfig,
+    data,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train with ``config`` on ``data``, writing checkpoints and results to ``out_dir``.
+
+    Parameters
+    ----------
+    config : RunConfig
+    data : reference.data.dataset.SignsData
+        X_train (m, 64, 64, 3) NHWC in [0, 1] and Y_train (m, 6) one-hot, in ``config.dtype``;
+        X_test / Y_test likewise (may be ``None``: test accuracy is then skipped).
+    out_dir : folder receiving weights.safetensors, metrics.json, cost.png, checkpoint.npz.
+    resume : continue from ``out_dir/checkpoint.npz``; the run identity (backend, dtype, recipe,
+        data) must match (``num_epochs`` may grow with a constant schedule; another device is
+        allowed but the result is then not bitwise the same).
+    force : start a fresh run in a folder that already holds one.
+    progress : tqdm bar per epoch; ``None`` = only when stderr is a terminal.
+    echo : where the course's lines go (``print``).
+
+    Raises
+    ------
+    NonFiniteLoss
+        A batch cost (or the weights after an epoch) was NaN/inf. The checkpoint of the last
+        completed epoch is kept; metrics.json and cost.png describe the run up to there.
+    TrainingInterrupted
+        KeyboardInterrupt: the checkpoint of the last completed epoch is saved first.
+    """
+    from signs.backends import get_backend
+
+    out_dir = Path(out_dir)
+    recipe = config.recipe
+    dtype = np.dtype(config.dtype)
+    if data.X_train is None or data.Y_train is None:
+        raise ValueError("data: expected a train split (X_train, Y_train), got none")
+    for name, array in (("X_train", data.X_train), ("Y_train", data.Y_train), ("X_test", data.X_test), ("Y_test", data.Y_test)):
+        if array is not None and array.dtype != dtype:
+            raise ValueError(f"data.{name}: expected dtype {dtype} (the run's --dtype), got {array.dtype}")
+    backend = get_backend(config.backend)
+    _prepare_out_dir(out_dir, resume, force)
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    identity = _run_identity(config, data)
+
+    if resume:
+        state = load_checkpoint(checkpoint_path)
+        ignore = ("device",) + (("recipe.num_epochs",) if recipe.schedule == "constant" else ())
+        check_compatible(state.config, identity, ignore=ignore)
+        if state.config.get("device") != config.device:
+            echo(f"note: the checkpoint was trained on {state.config.get('device')}, continuing on "
+                 f"{config.device}: results will not be bitwise those of one uninterrupted run")
+        state.config = identity
+        trainer = backend.Trainer(state.params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
+        trainer.set_optimizer_state(state.optimizer)
+        echo(f"resuming {out_dir} after {state.epoch} completed epochs (of {recipe.num_epochs})")
+    else:
+        params = initial_params(recipe, dtype)
+        trainer = backend.Trainer(params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
+        state = Checkpoint(
+            params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
+            history=[], elapsed_s=0.0, config=identity,
+        )
+        save_checkpoint(checkpoint_path, state)  # epoch 0: a NaN in the first epoch still leaves one
+    resumed_from = state.epoch
+
+    latest = _Latest(state)
+    try:
+        state = _train_epochs(trainer, backend, config, data, latest, checkpoint_path, progress, echo)
+    except KeyboardInterrupt:
+        # Ctrl-C may have landed inside save_checkpoint, whose atomic write then left the previous
+        # epoch's file: write the last completed epoch again.
+        save_checkpoint(checkpoint_path, latest.checkpoint)
+        write_summary(out_dir, config, data, latest.checkpoint, status="interrupted")
+        raise TrainingInterrupted(
+            f"interrupted after {latest.checkpoint.epoch} completed epochs; checkpoint saved to "
+            f"{checkpoint_path}; continue with the same options plus --resume --out {out_dir}",
+            checkpoint=checkpoint_path, completed=latest.checkpoint.epoch,
+        ) from None
+    except NonFiniteLoss:
+        write_summary(out_dir, config, data, latest.checkpoint, status="non-finite loss")
+        raise
+
+    params = state.params
+    last = state.history[-1] if state.history else {}
+    train_acc = last.get("train_accuracy")  # measured on these weights after the last epoch
+    if train_acc is None:
+        train_acc = accuracy(backend, params, data.X_train, data.Y_train, device=config.device)
+    test_acc = last.get("test_accuracy")
+    if test_acc is None and data.X_test is not None:
+        test_acc = accuracy(backend, params, data.X_test, data.Y_test, device=config.device)
+    echo(f"Train Accuracy: {train_acc:.6f}")
+    if test_acc is not None:
+        echo(f"Test Accuracy: {test_acc:.6f}")
+    files = write_summary(
+        out_dir, config, data, state, status="complete",
+        final={"train_accuracy": train_acc, "test_accuracy": test_acc},
+    )
+    from reference.weights_io import save_safetensors
+
+    files["weights"] = save_safetensors(
+        params, out_dir / WEIGHTS_NAME, force=True,
+        metadata={
+            "backend": config.backend, "recipe": recipe.name, "init": recipe.init,
+            "epochs": str(state.epoch), "train_accuracy": f"{train_acc:.6f}",
+            "test_accuracy": "n/a" if test_acc is None else f"{test_acc:.6f}",
+        },
+    )
+    files["checkpoint"] = checkpoint_path
+    return TrainResult(
+        params=params, history=state.history, train_accuracy=train_acc, test_accuracy=test_acc,
+        out_dir=out_dir, files=files, resumed_from=resumed_from,
+    )
+
+
+@dataclass
+class _Latest:
+    """The last completed epoch's state, kept up to date for train()'s exception handlers."""
+
+    checkpoint: Checkpoint
+
+
+def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, checkpoint_path: Path,
+                  progress: bool | None, echo) -> Checkpoint:
+    """Run the epochs ``latest.checkpoint.epoch .. num_epochs - 1``; return the final state."""
+    from tqdm import tqdm
+
+    from reference.data.batches import epoch_mini_batches
+
+    recipe = config.recipe
+    state = latest.checkpoint
+    m = data.X_train.shape[0]
+    divisor = course_cost_divisor(m, recipe.mini_batch_size)
+    n_batches = -(-m // recipe.mini_batch_size)
+    show = bool(progress) if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)())
+    current_lr = float(recipe.learning_rate)  # what the Trainer was built with
+    for epoch in range(state.epoch, recipe.num_epochs):
+        # ---- batches: this epoch's learning rate and the course's shuffle (seed first_seed + 1 + e)
+        lr = learning_rate_at(recipe, epoch)
+        if lr != current_lr:
+            trainer.set_learning_rate(lr)
+            current_lr = lr
+        batches = epoch_mini_batches(
+            data.X_train, data.Y_train, epoch, mini_batch_size=recipe.mini_batch_size, first_seed=recipe.first_seed
+        )
+        course_cost, loss_sum, seen = 0.0, 0.0, 0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{recipe.num_epochs}", unit="batch",
+                   leave=False, disable=not show)
+        start = time.perf_counter()
+        for batch, (X_batch, Y_batch) in enumerate(batches):
+            # ---- step: augment (seeded per batch), one Adam update; the cost is taken before it
+            if recipe.augmentation is not None:
+                rng = np.random.default_rng([int(recipe.seed), epoch, batch])
+                X_batch = augment_batch(X_batch, recipe.augmentation, rng)
+            cost = float(trainer.step(X_batch, Y_batch))
+            if not math.isfinite(cost):
+                bar.close()
+                raise NonFiniteLoss(
+                    f"non-finite loss {cost} at epoch {epoch} (counted from 0, as the course prints), "
+                    f"batch {batch} of {n_batches} (learning rate {lr:g}); stopped. The last good "
+                    f"checkpoint ({state.epoch} completed epochs) is kept in {checkpoint_path}",
+                    epoch=epoch, batch=batch, checkpoint=checkpoint_path, completed=state.epoch,
+                )
+            course_cost += cost / divisor
+            loss_sum += cost * X_batch.shape[0]
+            seen += X_batch.shape[0]
+            elapsed = time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(cost=f"{cost:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        bar.close()
+        # ---- checkpoint: refuse non-finite weights, measure accuracy, save the completed epoch
+        wall = time.perf_counter() - start
+        params = trainer.get_params()
+        bad = _check_params_finite(params)
+        if bad is not None:
+            raise NonFiniteLoss(
+                f"non-finite weights ({bad}) after epoch {epoch} (counted from 0), batch {n_batches - 1}; "
+                f"stopped. The last good checkpoint ({state.epoch} completed epochs) is kept in {checkpoint_path}",
+                epoch=epoch, batch=n_batches - 1, checkpoint=checkpoint_path, completed=state.epoch,
+            )
+        record = {
+            "epoch": epoch,
+            "seed": recipe.first_seed + 1 + epoch,
+            "learning_rate": lr,
+            "course_cost": course_cost,
+            "mean_loss": loss_sum / m,
+            "train_accuracy": None,
+            "test_accuracy": None,
+            "wall_s": wall,
+            "images_per_s": m / max(wall, 1e-9),
+        }
+        last_epoch = epoch + 1 == recipe.num_epochs
+        if config.eval_every and ((epoch + 1) % config.eval_every == 0 or last_epoch):
+            record["train_accuracy"] = accuracy(backend, params, data.X_train, data.Y_train, device=config.device)
+            if data.X_test is not None:
+                record["test_accuracy"] = accuracy(backend, params, data.X_test, data.Y_test, device=config.device)
+        state = Checkpoint(
+            params=params, optimizer=trainer.get_optimizer_state(), epoch=epoch + 1,
+            history=state.history + [record], elapsed_s=state.elapsed_s + wall, config=state.config,
+        )
+        latest.checkpoint = state
+        save_checkpoint(checkpoint_path, state)
+        # ---- log: the course's line every print_every epochs
+        if epoch % COURSE_TRAINING.print_every == 0:
+            echo("Cost after epoch %i: %f" % (epoch, course_cost))
+    return state
