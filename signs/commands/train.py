@@ -28,6 +28,17 @@ first epochs (the cost then stays at ln 6 = 1.79): see signs/training/recipes.py
 default 0). The course's initial weights and batch order are fixed, so --seed with --init course and
 --recipe course is refused.
 
+A float32 run depends on more than the recipe: how many threads split each reduction decides the
+last bits of a gradient, and from the course's weights that can decide whether conv1's filters
+survive the first epochs (README, "Training results"). --threads N sizes every thread pool of the
+run (NumPy's BLAS, the framework's intra- and inter-op pools); --deterministic also switches on
+the frameworks' deterministic kernels (torch use_deterministic_algorithms, TF
+enable_op_determinism) and fixes the thread counts (to the cores available unless --threads says),
+so two runs on the same machine and software are bit for bit the same. metrics.json records what
+decided the run: versions, thread pools, oneDNN, TF32, determinism switches, device and the
+initial weights' SHA-256. --perturb-ulp SEED moves one seeded element of the initial weights by one
+ulp (the element is printed and recorded), to see how much a trajectory depends on its last bits.
+
 The run folder (--out) receives weights.safetensors, metrics.json, cost.png and checkpoint.npz
 (rewritten after every epoch). Ctrl-C keeps the checkpoint of the last completed epoch; continue
 with the same options plus --resume.
@@ -64,6 +75,13 @@ def register(subparsers) -> None:
                         help="with --recipe improved: train without data augmentation")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads of every pool: BLAS and the framework's intra-/inter-op "
+                        "(default: the frameworks' own, recorded in metrics.json)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic kernels and fixed thread counts: repeatable bit for bit")
+    parser.add_argument("--perturb-ulp", type=int, default=None, metavar="SEED",
+                        help="move one seeded element of the initial weights by one ulp")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use N evenly spaced examples of each split (quick runs, tests)")
     parser.add_argument("--eval-every", type=int, default=1, metavar="K",
@@ -93,6 +111,7 @@ def build_recipe(args: argparse.Namespace):
         "init": args.init,
         "seed": seed,
         "augmentation": augmentation,
+        "perturb_ulp": args.perturb_ulp,
     }
     if args.lr is not None:
         overrides["learning_rate"] = args.lr
@@ -118,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--resume: needs --out DIR, the run folder to continue")
     recipe = build_recipe(args)
     config = RunConfig(backend=args.backend, recipe=recipe, dtype=args.dtype, device=args.device,
-                       eval_every=args.eval_every)
+                       eval_every=args.eval_every, threads=args.threads, deterministic=args.deterministic)
     data = subset(load_signs(args.data, dtype=args.dtype), args.limit)
     out_dir = args.out if args.out is not None else default_out_dir(args.backend, recipe.name)
     print("data used:")
@@ -130,7 +149,11 @@ def run(args: argparse.Namespace) -> int:
           f"(init {recipe.init}, lr {recipe.learning_rate}, {recipe.schedule} schedule, batch "
           f"{recipe.mini_batch_size}, {recipe.num_epochs} epochs"
           + (f", augmentation, seed {recipe.seed}" if recipe.augmentation else
-             f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); output: {out_dir}")
+             f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); "
+          + (f"{args.threads} thread{'s' if args.threads > 1 else ''}" if args.threads else "one thread per core" if args.deterministic
+             else "the frameworks' default threads") + (", deterministic; " if args.deterministic else "; ")
+          + 
+          f"output: {out_dir}")
     try:
         result = train(config, data, out_dir, resume=args.resume, force=args.force, progress=args.progress)
     except TrainingInterrupted as exc:

@@ -50,6 +50,7 @@ __all__ = [
     "learning_rate_at",
     "augment_batch",
     "initial_params",
+    "initial_params_and_perturbation",
 ]
 
 RECIPES = ("course", "improved")
@@ -99,6 +100,9 @@ class Recipe:
     schedule : "constant" (the course) or "cosine" (decay to 0 over ``num_epochs``, per epoch).
     augmentation : ``Augmentation`` or ``None`` (the course).
     first_seed, beta1, beta2, epsilon : the course's batch seed schedule and Adam constants.
+    perturb_ulp : ``None``, or a seed: start from the initial weights with one seeded element moved
+        by one ulp (``reference.init.perturb_one_ulp``), to see how far a float32 trajectory
+        depends on the last bit of its start.
     """
 
     name: str = "course"
@@ -113,6 +117,7 @@ class Recipe:
     beta1: float = COURSE_TRAINING.beta1
     beta2: float = COURSE_TRAINING.beta2
     epsilon: float = COURSE_TRAINING.epsilon
+    perturb_ulp: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in RECIPES:
@@ -136,6 +141,9 @@ class Recipe:
                 "augmentation; the batch shuffle follows the course's fixed seed schedule): "
                 "use --init glorot or --recipe improved, or drop --seed"
             )
+        if self.perturb_ulp is not None and (isinstance(self.perturb_ulp, bool) or int(self.perturb_ulp) != self.perturb_ulp
+                                             or self.perturb_ulp < 0):
+            raise ValueError(f"perturb_ulp: expected None or a non-negative integer seed, got {self.perturb_ulp!r}")
 
     def train_spec(self) -> TrainSpec:
         """The ``TrainSpec`` handed to a backend's ``Trainer`` (starting learning rate)."""
@@ -151,7 +159,10 @@ class Recipe:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        fields = asdict(self)
+        if fields["perturb_ulp"] is None:  # absent = unperturbed, so older checkpoints still resume
+            del fields["perturb_ulp"]
+        return fields
 
 
 def course_recipe(**overrides) -> Recipe:
@@ -224,9 +235,19 @@ def augment_batch(X: np.ndarray, augmentation: Augmentation, rng: np.random.Gene
 
 
 def initial_params(recipe: Recipe, dtype) -> dict[str, np.ndarray]:
-    """The recipe's starting weights (canonical dict, ``dtype``)."""
-    from reference.init import course_init, glorot_init
+    """The recipe's starting weights (canonical dict, ``dtype``), perturbed by ``perturb_ulp``."""
+    return initial_params_and_perturbation(recipe, dtype)[0]
+
+
+def initial_params_and_perturbation(recipe: Recipe, dtype) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The recipe's starting weights and ``perturb_one_ulp``'s record of the element it moved
+    (``None`` without ``perturb_ulp``). The ulp is the one of ``dtype``."""
+    from reference.init import course_init, glorot_init, perturb_one_ulp
 
     if recipe.init == "course":
-        return course_init(COURSE_MODEL, dtype=dtype)
-    return glorot_init(int(recipe.seed), COURSE_MODEL, dtype=dtype)
+        params = course_init(COURSE_MODEL, dtype=dtype)
+    else:
+        params = glorot_init(int(recipe.seed), COURSE_MODEL, dtype=dtype)
+    if recipe.perturb_ulp is None:
+        return params, None
+    return perturb_one_ulp(params, int(recipe.perturb_ulp))
