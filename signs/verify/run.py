@@ -13,6 +13,7 @@ from signs.compare import Report, compare_results, first_divergence
 from signs.ties import classify_ties
 from signs.verify.adam_steps import compare_training, float64_states, single_steps_report, train_all, training_batches
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all, near_tie_notes
+from signs.verify.trajectories import TrajectoryReport, trajectory_report
 from signs.verify.options import (
     COURSE_BATCH,
     VerifyOptions,
@@ -43,6 +44,8 @@ class VerifyResult:
     batch: int
     reports: list[Report] = field(default_factory=list)
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    # float32 free-running trajectories: where they part (a description, never a failure).
+    trajectories: list[TrajectoryReport] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -73,6 +76,8 @@ class VerifyResult:
         for report in self.reports:
             lines += ["", report.format_table()]
             lines += [_wrap(line) for line in report.summary().splitlines()]
+        for trajectory in self.trajectories:
+            lines += [""] + [_wrap(line) for line in trajectory.format_text().splitlines()]
         if self.seconds:
             lines += ["", "seconds per backend:"]
             lines += [_wrap(f"  {label}: " + ", ".join(f"{b} {s:.2f}" for b, s in per.items()))
@@ -118,6 +123,7 @@ class VerifyResult:
             "dtypes": list(self.options.dtypes),
             "steps": self.options.steps,
             "reports": [r.to_dict() for r in self.reports],
+            "trajectories": [t.to_dict() for t in self.trajectories],
             "seconds": self.seconds,
         }
 
@@ -194,4 +200,6 @@ def run_verification(options: VerifyOptions = VerifyOptions(), *,
                 backends, states, batches, dtype, spec=spec, train=train, device=options.device,
                 title=title, seconds=timing))
             result.seconds[f"{dtype_name} {options.steps} single Adam steps"] = timing
+            result.trajectories.append(trajectory_report(backends, typed_params, batches, dtype, spec=spec,
+                                                         train=train, device=options.device))
     return result
