@@ -122,6 +122,17 @@ def build_recipe(args: argparse.Namespace):
     return make_recipe(args.recipe, **overrides)
 
 
+def threads_text(config) -> str:
+    """How the run's thread pools are set, in words (``RunConfig`` threads and deterministic)."""
+    if config.threads is not None:
+        text = f"{config.threads} thread{'s' if config.threads > 1 else ''} per pool"
+    elif config.deterministic:
+        text = "one thread per available core in every pool"
+    else:
+        text = "the frameworks' default threads"
+    return text + (", deterministic" if config.deterministic else "")
+
+
 def run(args: argparse.Namespace) -> int:
     from reference.data.dataset import load_signs
     from signs.training.driver import (
@@ -149,10 +160,7 @@ def run(args: argparse.Namespace) -> int:
           f"(init {recipe.init}, lr {recipe.learning_rate}, {recipe.schedule} schedule, batch "
           f"{recipe.mini_batch_size}, {recipe.num_epochs} epochs"
           + (f", augmentation, seed {recipe.seed}" if recipe.augmentation else
-             f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); "
-          + (f"{args.threads} thread{'s' if args.threads > 1 else ''}" if args.threads else "one thread per core" if args.deterministic
-             else "the frameworks' default threads") + (", deterministic; " if args.deterministic else "; ")
-          + 
+             f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); {threads_text(config)}; "
           f"output: {out_dir}")
     try:
         result = train(config, data, out_dir, resume=args.resume, force=args.force, progress=args.progress)
