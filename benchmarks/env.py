@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from signs.run_environment import RECORDED_ENV, cpu_model, tf_onednn_enabled
+from signs.run_environment import set_tf_threads as _set_tf_threads
+from signs.run_environment import set_torch_threads as _set_torch_threads
+
 __all__ = [
     "RECORDED_ENV",
     "cpu_model",
@@ -21,29 +25,6 @@ __all__ = [
     "cpu_snapshot",
     "others_cpu_share",
 ]
-
-# Environment variables that change how fast the frameworks run; recorded, never changed here.
-RECORDED_ENV = (
-    "OPENBLAS_CORETYPE",
-    "OPENBLAS_L2_SIZE",
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "TF_ENABLE_ONEDNN_OPTS",
-    "TF_CPP_MIN_LOG_LEVEL",
-    "KERAS_BACKEND",
-)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> tuple[float, float, float] | None:
@@ -95,53 +76,15 @@ def numpy_blas_threads() -> tuple[int, str]:
 
 
 def set_torch_threads(n: int) -> dict:
-    """``torch.set_num_threads(n)`` and, if still allowed, ``set_num_interop_threads(n)``."""
+    """``signs.run_environment.set_torch_threads`` plus whether oneDNN (mkldnn) is available."""
     import torch
 
-    torch.set_num_threads(n)
-    note = ""
-    try:
-        torch.set_num_interop_threads(n)
-    except RuntimeError as exc:  # only settable before the first inter-op parallel work
-        note = f"inter-op threads left at {torch.get_num_interop_threads()}: {str(exc).splitlines()[0]}"
-    return {
-        "intra_op": torch.get_num_threads(),
-        "inter_op": torch.get_num_interop_threads(),
-        "mkldnn": bool(torch.backends.mkldnn.is_available()),
-        "note": note,
-    }
+    return {**_set_torch_threads(n), "mkldnn": bool(torch.backends.mkldnn.is_available())}
 
 
 def set_tf_threads(n: int) -> dict:
-    """TF intra- and inter-op thread pools of ``n`` threads (before TF's context starts)."""
-    import tensorflow as tf
-
-    note = ""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(n)
-    except RuntimeError as exc:  # the eager context was already initialized
-        note = f"left unchanged: {str(exc).splitlines()[0]}"
-    return {
-        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        "onednn": tf_onednn_enabled(),
-        "note": note,
-    }
-
-
-def tf_onednn_enabled() -> bool | None:
-    """Whether TensorFlow's oneDNN (MKL) kernels are on in this process; None if unknown.
-
-    With ``TF_ENABLE_ONEDNN_OPTS`` unset TensorFlow decides by CPU (on this AMD EPYC: off), so
-    the variable alone does not say. Reads TF's private ``IsMklEnabled`` (no public API).
-    """
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
-        return None
-    check = getattr(_pywrap_util_port, "IsMklEnabled", None)
-    return None if check is None else bool(check())
+    """``signs.run_environment.set_tf_threads`` plus whether TF's oneDNN kernels are on."""
+    return {**_set_tf_threads(n), "onednn": tf_onednn_enabled()}
 
 
 def _numpy_blas_name() -> str:

@@ -90,6 +90,9 @@ def test_steps_compare_adam_state(parity_backends, capsys):
     assert code == 0, out
     assert "float64: 2 Adam steps, free-running" in out
     assert "float32: 2 single Adam steps from the float64 states" in out
+    assert "float32: 2 Adam steps, free-running (a description, not a check" in out
+    pairs = len(parity_backends) * (len(parity_backends) - 1) // 2
+    assert sum(": together for " in line or ": part at step " in line for line in out.splitlines()) == pairs
     for name in ("costs", "m.W1", "v.b3"):
         assert any(line.startswith(f"{name} ") for line in out.splitlines())
 

@@ -26,7 +26,11 @@ import numpy as np
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, ModelSpec, TrainSpec, glorot_limit, param_shapes
 from reference.tf_philox import tf_random_uniform_float32
 
-__all__ = ["course_init", "glorot_init", "contrib_xavier_limit", "check_dtype"]
+__all__ = ["course_init", "glorot_init", "contrib_xavier_limit", "check_dtype", "perturb_one_ulp", "ULP_PERTURBED"]
+
+# The tensors perturb_one_ulp chooses from: the weights, not the zero bias (one ulp of 0 is a
+# subnormal, not a rounding-sized change).
+ULP_PERTURBED = ("W1", "W2", "W3")
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -97,3 +101,34 @@ def glorot_init(seed: int, spec: ModelSpec = COURSE_MODEL, dtype=np.float32) -> 
         params[name] = rng.uniform(-limit, limit, size=shapes[name]).astype(dtype)
     params["b3"] = np.zeros(shapes["b3"], dtype=dtype)
     return params
+
+
+def perturb_one_ulp(params: dict[str, np.ndarray], seed: int) -> tuple[dict[str, np.ndarray], dict]:
+    """A copy of ``params`` with one seeded element moved by one ulp, and where it was.
+
+    The element is drawn uniformly from all elements of W1, W2 and W3 (``ULP_PERTURBED``, in that
+    order, each flattened in C order of its canonical layout) by ``default_rng(seed)``; its value
+    becomes ``np.nextafter(value, +inf)`` in its own dtype. A run from such weights shows how far
+    a float32 trajectory depends on the last bit of its start (README, "Training results").
+
+    Returns
+    -------
+    (params, info): info holds ``seed``, ``name``, ``index`` (a tuple into the canonical layout,
+    e.g. W1's HWIO), ``before`` and ``after`` (the element's values, as Python floats).
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+    missing = [name for name in ULP_PERTURBED if name not in params]
+    if missing:
+        raise ValueError(f"params: expected the weights {ULP_PERTURBED}, missing {missing}")
+    sizes = [params[name].size for name in ULP_PERTURBED]
+    flat = int(np.random.default_rng(int(seed)).integers(0, sum(sizes)))
+    which = int(np.searchsorted(np.cumsum(sizes), flat, side="right"))
+    name = ULP_PERTURBED[which]
+    index = np.unravel_index(flat - sum(sizes[:which]), params[name].shape)
+    out = {key: np.array(value, copy=True) for key, value in params.items()}
+    before = out[name][index]
+    out[name][index] = np.nextafter(before, np.inf, dtype=out[name].dtype)
+    info = {"seed": int(seed), "name": name, "index": [int(i) for i in index],
+            "before": float(before), "after": float(out[name][index])}
+    return out, info

@@ -2,6 +2,9 @@
 
     python scripts/plot_trajectories.py runs/f64-numpy runs/f64-tf runs/f64-torch --out docs/trajectories-float64.png
 
+Each curve is labelled with its backend, dtype, and (where metrics.json records them) its thread
+count and 1-ulp perturbation seed.
+
 Prints, per epoch, the largest relative difference between the runs' costs, so the figure's claim
 ("the curves coincide") comes with its number.
 """
@@ -25,12 +28,19 @@ def main() -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="Course recipe, same initial weights")
+    parser.add_argument("--epochs", type=int, default=None, help="plot only the first N epochs")
     args = parser.parse_args()
     curves = {}
     for run in args.runs:
         metrics = json.loads((run / "metrics.json").read_text())
-        label = f"{metrics['backend']} ({metrics['dtype']})"
-        curves[label] = [epoch["course_cost"] for epoch in metrics["epochs"]]
+        details = [metrics["dtype"]]
+        threads = (metrics.get("run_settings") or {}).get("threads")
+        if threads:  # recorded since signs train --threads
+            details.append(f"{threads} thread{'s' if threads > 1 else ''}")
+        if metrics.get("perturbation"):
+            details.append(f"1-ulp seed {metrics['perturbation']['seed']}")
+        label = f"{metrics['backend']} ({', '.join(details)})"
+        curves[label] = [epoch["course_cost"] for epoch in metrics["epochs"]][: args.epochs]
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for label, costs in curves.items():
         axis.plot(range(len(costs)), costs, label=label, linewidth=1.2)

@@ -28,6 +28,17 @@ first epochs (the cost then stays at ln 6 = 1.79): see signs/training/recipes.py
 default 0). The course's initial weights and batch order are fixed, so --seed with --init course and
 --recipe course is refused.
 
+A float32 run depends on more than the recipe: how many threads split each reduction decides the
+last bits of a gradient, and from the course's weights that can decide whether conv1's filters
+survive the first epochs (README, "Training results"). --threads N sizes every thread pool of the
+run (NumPy's BLAS, the framework's intra- and inter-op pools); --deterministic also switches on
+the frameworks' deterministic kernels (torch use_deterministic_algorithms, TF
+enable_op_determinism) and fixes the thread counts (to the cores available unless --threads says),
+so two runs on the same machine and software are bit for bit the same. metrics.json records what
+decided the run: versions, thread pools, oneDNN, TF32, determinism switches, device and the
+initial weights' SHA-256. --perturb-ulp SEED moves one seeded element of the initial weights by one
+ulp (the element is printed and recorded), to see how much a trajectory depends on its last bits.
+
 The run folder (--out) receives weights.safetensors and checkpoint.npz (both rewritten after every
 epoch, so a stopped run leaves the weights of its last completed epoch), metrics.json and
 cost.png. --force replaces an earlier run's files only once the new run has started. Ctrl-C keeps
@@ -67,6 +78,13 @@ def register(subparsers) -> None:
                         help="with --recipe improved: train without data augmentation")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads of every pool: BLAS and the framework's intra-/inter-op "
+                        "(default: the frameworks' own, recorded in metrics.json)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic kernels and fixed thread counts: repeatable bit for bit")
+    parser.add_argument("--perturb-ulp", type=int, default=None, metavar="SEED",
+                        help="move one seeded element of the initial weights by one ulp")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use N evenly spaced examples of each split (quick runs, tests)")
     parser.add_argument("--eval-every", type=int, default=1, metavar="K",
@@ -96,6 +114,7 @@ def build_recipe(args: argparse.Namespace):
         "init": args.init,
         "seed": seed,
         "augmentation": augmentation,
+        "perturb_ulp": args.perturb_ulp,
     }
     if args.lr is not None:
         overrides["learning_rate"] = args.lr
@@ -104,6 +123,17 @@ def build_recipe(args: argparse.Namespace):
     if args.schedule is not None:
         overrides["schedule"] = args.schedule
     return make_recipe(args.recipe, **overrides)
+
+
+def threads_text(config) -> str:
+    """How the run's thread pools are set, in words (``RunConfig`` threads and deterministic)."""
+    if config.threads is not None:
+        text = f"{config.threads} thread{'s' if config.threads > 1 else ''} per pool"
+    elif config.deterministic:
+        text = "one thread per available core in every pool"
+    else:
+        text = "the frameworks' default threads"
+    return text + (", deterministic" if config.deterministic else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--resume: needs --out DIR, the run folder to continue")
     recipe = build_recipe(args)
     config = RunConfig(backend=args.backend, recipe=recipe, dtype=args.dtype, device=args.device,
-                       eval_every=args.eval_every)
+                       eval_every=args.eval_every, threads=args.threads, deterministic=args.deterministic)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit: expected a positive integer, got {args.limit}")
     out_dir = args.out if args.out is not None else default_out_dir(args.backend, recipe.name)
@@ -137,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
           f"(init {recipe.init}, lr {recipe.train.learning_rate}, {recipe.schedule} schedule, batch "
           f"{recipe.train.mini_batch_size}, {recipe.train.num_epochs} epochs"
           + (f", augmentation, seed {recipe.seed}" if recipe.augmentation else
-             f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); output: {out_dir}")
+             f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); {threads_text(config)}; "
+          f"output: {out_dir}")
     try:
         result = train(config, data, out_dir, resume=args.resume, force=args.force, progress=args.progress)
     except TrainingInterrupted as exc:

@@ -46,7 +46,7 @@ from reference.messages import use_progress
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES
 from signs.checkpoint import CHECKPOINT_NAME, Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from signs.training.metrics import accuracy, course_cost_divisor
-from signs.training.recipes import Recipe, augment_batch, course_recipe, initial_params, learning_rate_at
+from signs.training.recipes import Recipe, augment_batch, course_recipe, initial_params_and_perturbation, learning_rate_at
 from signs.training.summary import COST_PLOT_NAME, METRICS_NAME, data_identity, write_summary
 
 __all__ = [
@@ -98,6 +98,10 @@ class RunConfig:
     """A training run: which implementation, at what precision, on what device, with what recipe.
 
     ``eval_every``: compute train and test accuracy every this many epochs (0 = only at the end).
+    ``threads``: size of every thread pool of the run (BLAS, and the backend framework's intra- and
+    inter-op pools), ``None`` for the frameworks' defaults. ``deterministic``: the frameworks'
+    determinism switches and fixed thread counts (``signs.run_environment.apply_thread_settings``).
+    Both are process-wide: they stay in force after :func:`train` returns.
     """
 
     backend: str
@@ -105,6 +109,8 @@ class RunConfig:
     dtype: str = "float32"
     device: str = "cpu"
     eval_every: int = 1
+    threads: int | None = None
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
@@ -115,6 +121,9 @@ class RunConfig:
             raise ValueError(f"device: the numpy backend runs on cpu only, got {self.device!r}")
         if int(self.eval_every) != self.eval_every or self.eval_every < 0:
             raise ValueError(f"eval_every: expected a non-negative integer, got {self.eval_every!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) != self.threads
+                                         or self.threads < 1):
+            raise ValueError(f"threads: expected None or a positive integer, got {self.threads!r}")
 
 
 @dataclass
@@ -265,6 +274,7 @@ def train(
         KeyboardInterrupt: the checkpoint of the last completed epoch is saved first.
     """
     from signs.backends import get_backend
+    from signs.run_environment import apply_thread_settings, describe_run_environment
 
     out_dir = Path(out_dir)
     recipe = config.recipe
@@ -274,10 +284,14 @@ def train(
     for name, array in (("X_train", data.X_train), ("Y_train", data.Y_train), ("X_test", data.X_test), ("Y_test", data.Y_test)):
         if array is not None and array.dtype != dtype:
             raise ValueError(f"data.{name}: expected dtype {dtype} (the run's --dtype), got {array.dtype}")
+    # Before the backend builds anything: TensorFlow sizes its thread pools when its runtime starts.
+    settings = apply_thread_settings(config.backend, config.threads, deterministic=config.deterministic,
+                                     device=config.device)
     backend = get_backend(config.backend)
     _prepare_out_dir(out_dir, resume, force)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     identity = _run_identity(config, data)
+    start_params, perturbation = initial_params_and_perturbation(recipe, dtype)  # also on resume: recorded
 
     if resume:
         state = _load_resumable(checkpoint_path, config, identity)
@@ -289,14 +303,22 @@ def train(
         trainer.set_optimizer_state(state.optimizer)
         echo(f"resuming {out_dir} after {state.epoch} completed epochs (of {recipe.train.num_epochs})")
     else:
-        params = initial_params(recipe, dtype)
-        trainer = backend.Trainer(params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
+        if perturbation is not None:
+            echo(f"initial weights perturbed by one ulp (seed {perturbation['seed']}): {perturbation['name']}"
+                 f"{perturbation['index']} {perturbation['before']!r} -> {perturbation['after']!r}")
+        trainer = backend.Trainer(start_params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
         state = Checkpoint(
             params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
             history=[], elapsed_s=0.0, config=identity,
         )
         _start_files(out_dir, checkpoint_path, config, state)
     resumed_from = state.epoch
+    # After the Trainer is built, so the record shows the framework state the run used.
+    record = {
+        "run_settings": settings,
+        "perturbation": perturbation,
+        "environment": describe_run_environment(config.backend, config.device, start_params),
+    }
 
     latest = _Latest(state)
     try:
@@ -306,14 +328,14 @@ def train(
         # epoch's file: write the last completed epoch again.
         save_checkpoint(checkpoint_path, latest.checkpoint)
         _save_epoch_weights(out_dir, config, latest.checkpoint)
-        write_summary(out_dir, config, data, latest.checkpoint, status="interrupted")
+        write_summary(out_dir, config, data, latest.checkpoint, status="interrupted", record=record)
         raise TrainingInterrupted(
             f"interrupted after {latest.checkpoint.epoch} completed epochs; checkpoint saved to "
             f"{checkpoint_path}; continue with the same options plus --resume --out {out_dir}",
             checkpoint=checkpoint_path, completed=latest.checkpoint.epoch,
         ) from None
     except NonFiniteLoss:
-        write_summary(out_dir, config, data, latest.checkpoint, status="non-finite loss")
+        write_summary(out_dir, config, data, latest.checkpoint, status="non-finite loss", record=record)
         raise
 
     params = state.params
@@ -329,7 +351,7 @@ def train(
         echo(f"Test Accuracy: {test_acc:.6f}")
     files = write_summary(
         out_dir, config, data, state, status="complete",
-        final={"train_accuracy": train_acc, "test_accuracy": test_acc},
+        final={"train_accuracy": train_acc, "test_accuracy": test_acc}, record=record,
     )
     files["weights"] = _save_epoch_weights(
         out_dir, config, state, final={"train_accuracy": train_acc, "test_accuracy": test_acc}

@@ -52,6 +52,7 @@ __all__ = [
     "learning_rate_at",
     "augment_batch",
     "initial_params",
+    "initial_params_and_perturbation",
 ]
 
 RECIPES = ("course", "improved")
@@ -106,6 +107,9 @@ class Recipe:
     seed : seeds Glorot weights and the augmentation; ``None`` when neither is used.
     schedule : "constant" (the course) or "cosine" (decay to 0 over ``num_epochs``, per epoch).
     augmentation : ``Augmentation`` or ``None`` (the course).
+    perturb_ulp : ``None``, or a seed: start from the initial weights with one seeded element moved
+        by one ulp (``reference.init.perturb_one_ulp``), to see how far a float32 trajectory
+        depends on the last bit of its start.
     """
 
     name: str = "course"
@@ -114,6 +118,7 @@ class Recipe:
     seed: int | None = None
     schedule: str = "constant"
     augmentation: Augmentation | None = None
+    perturb_ulp: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in RECIPES:
@@ -137,6 +142,9 @@ class Recipe:
                 "augmentation; the batch shuffle follows the course's fixed seed schedule): "
                 "use --init glorot or --recipe improved, or drop --seed"
             )
+        if self.perturb_ulp is not None and (isinstance(self.perturb_ulp, bool) or int(self.perturb_ulp) != self.perturb_ulp
+                                             or self.perturb_ulp < 0):
+            raise ValueError(f"perturb_ulp: expected None or a non-negative integer seed, got {self.perturb_ulp!r}")
 
     def to_json(self) -> dict[str, Any]:
         """The recipe as metrics.json and a checkpoint's run identity record it: one flat dict, the
@@ -150,6 +158,8 @@ class Recipe:
             "schedule": self.schedule,
             "augmentation": None if self.augmentation is None else asdict(self.augmentation),
             **train,
+            # absent = unperturbed, so the checkpoints of runs before --perturb-ulp still resume
+            **({} if self.perturb_ulp is None else {"perturb_ulp": self.perturb_ulp}),
         }
 
 
@@ -225,9 +235,19 @@ def augment_batch(X: np.ndarray, augmentation: Augmentation, rng: np.random.Gene
 
 
 def initial_params(recipe: Recipe, dtype) -> dict[str, np.ndarray]:
-    """The recipe's starting weights (canonical dict, ``dtype``)."""
-    from reference.init import course_init, glorot_init
+    """The recipe's starting weights (canonical dict, ``dtype``), perturbed by ``perturb_ulp``."""
+    return initial_params_and_perturbation(recipe, dtype)[0]
+
+
+def initial_params_and_perturbation(recipe: Recipe, dtype) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The recipe's starting weights and ``perturb_one_ulp``'s record of the element it moved
+    (``None`` without ``perturb_ulp``). The ulp is the one of ``dtype``."""
+    from reference.init import course_init, glorot_init, perturb_one_ulp
 
     if recipe.init == "course":
-        return course_init(COURSE_MODEL, dtype=dtype)
-    return glorot_init(int(recipe.seed), COURSE_MODEL, dtype=dtype)
+        params = course_init(COURSE_MODEL, dtype=dtype)
+    else:
+        params = glorot_init(int(recipe.seed), COURSE_MODEL, dtype=dtype)
+    if recipe.perturb_ulp is None:
+        return params, None
+    return perturb_one_ulp(params, int(recipe.perturb_ulp))

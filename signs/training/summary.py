@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reference.fileio import atomic_path
 from signs.checkpoint import Checkpoint
+from signs.run_environment import framework_versions
 from signs.training.metrics import course_cost_divisor
 
 if TYPE_CHECKING:  # annotations only: the driver imports this module
     from signs.training.driver import RunConfig
 
-__all__ = ["METRICS_NAME", "COST_PLOT_NAME", "framework_versions", "data_identity", "write_summary"]
+__all__ = ["METRICS_NAME", "COST_PLOT_NAME", "data_identity", "write_summary"]
 
 METRICS_NAME = "metrics.json"
 COST_PLOT_NAME = "cost.png"
-
-
-def framework_versions(backend_name: str) -> dict[str, str]:
-    """Versions of NumPy and of the framework the backend used."""
-    packages = {"numpy": ("numpy",), "tf": ("numpy", "tensorflow", "keras"), "torch": ("numpy", "torch")}
-    versions = {}
-    for package in packages.get(backend_name, ("numpy",)):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def data_identity(data) -> dict[str, Any]:
@@ -43,8 +31,14 @@ def data_identity(data) -> dict[str, Any]:
 
 
 def write_summary(out_dir: Path, config: RunConfig, data, state: Checkpoint, *, status: str,
-                   final: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write metrics.json and cost.png for the epochs in ``state``; return their paths."""
+                   final: dict[str, Any] | None = None, record: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write metrics.json and cost.png for the epochs in ``state``; return their paths.
+
+    ``record`` adds what decided the run besides its recipe: ``run_settings`` (threads and
+    determinism as applied), ``perturbation`` (the 1-ulp change of the initial weights, or None)
+    and ``environment`` (``signs.run_environment.describe_run_environment``: versions, thread
+    pools, oneDNN, TF32, determinism switches, device, the initial weights' SHA-256).
+    """
     from signs.plots import save_cost_plot
 
     recipe = config.recipe
@@ -81,6 +75,7 @@ def write_summary(out_dir: Path, config: RunConfig, data, state: Checkpoint, *, 
         "wall_time_s": state.elapsed_s,
         "epochs": history,
         "final": final or {},
+        **(record or {}),
     }
     metrics_path = out_dir / METRICS_NAME
     with atomic_path(metrics_path, force=True) as tmp:

@@ -14,6 +14,7 @@ from signs.ties import classify_ties
 from signs.upstream import classify_keras_float64_matmul
 from signs.verify.adam_steps import compare_training, float64_states, single_steps_report, train_all, training_batches
 from signs.verify.forward import FORWARD_BACKWARD_NAMES, forward_backward_all, near_tie_notes
+from signs.verify.trajectories import TrajectoryReport, trajectory_report
 from signs.verify.options import (
     COURSE_BATCH,
     VerifyOptions,
@@ -46,6 +47,8 @@ class VerifyResult:
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     # How each runtime that is not a framework of its own runs ({backend: line}; e.g. a subprocess).
     notes: dict[str, str] = field(default_factory=dict)
+    # float32 free-running trajectories: where they part (a description, never a failure).
+    trajectories: list[TrajectoryReport] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +87,8 @@ class VerifyResult:
         for report in self.reports:
             lines += ["", report.format_table()]
             lines += [_wrap(line) for line in report.summary().splitlines()]
+        for trajectory in self.trajectories:
+            lines += [""] + [_wrap(line) for line in trajectory.format_text().splitlines()]
         if self.seconds:
             lines += ["", "seconds per backend:"]
             lines += [_wrap(f"  {label}: " + ", ".join(f"{b} {s:.2f}" for b, s in per.items()))
@@ -134,6 +139,7 @@ class VerifyResult:
             "dtypes": list(self.options.dtypes),
             "steps": self.options.steps,
             "reports": [r.to_dict() for r in self.reports],
+            "trajectories": [t.to_dict() for t in self.trajectories],
             "seconds": self.seconds,
         }
 
@@ -206,6 +212,8 @@ def run_verification(options: VerifyOptions = VerifyOptions(), *,
                 trainers, states, batches, dtype, spec=spec, train=train, device=options.device,
                 title=title, seconds=timing))
             result.seconds[f"{dtype_name} {steps} single Adam steps"] = timing
+            result.trajectories.append(trajectory_report(trainers, typed_params, batches, dtype, spec=spec,
+                                                         train=train, device=options.device))
     return result
 
 
