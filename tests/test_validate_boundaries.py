@@ -14,10 +14,10 @@ import pytest
 
 from reference.init import glorot_init
 from reference.spec import COURSE_MODEL, COURSE_TRAINING
-from signs.backends import BACKENDS, BackendUnavailable, get_backend
+from signs.backends import NATIVE_BACKENDS, BackendUnavailable, get_backend
 
 
-@pytest.fixture(scope="module", params=list(BACKENDS))
+@pytest.fixture(scope="module", params=list(NATIVE_BACKENDS))  # the backends with a Trainer
 def backend(request):
     try:
         return get_backend(request.param)
