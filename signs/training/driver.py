@@ -171,6 +171,7 @@ def train(
     force: bool = False,
     progress: bool | None = None,
     echo: Callable[[str], None] = print,
+    make_trainer: Callable | None = None,
 ) -> TrainResult:
     """Train with ``config`` on ``data``, writing checkpoints and results to ``out_dir``.
 
@@ -187,6 +188,8 @@ def train(
     force : start a fresh run in a folder that already holds one.
     progress : tqdm bar per epoch; ``None`` = only when stderr is a terminal.
     echo : where the course's lines go (``print``).
+    make_trainer : builds the Trainer (default ``backend.Trainer``), same signature; data-parallel
+        runs pass ``signs.distributed.torch_ddp.DDPTrainer`` (see signs/distributed/).
 
     Raises
     ------
@@ -207,6 +210,7 @@ def train(
         if array is not None and array.dtype != dtype:
             raise ValueError(f"data.{name}: expected dtype {dtype} (the run's --dtype), got {array.dtype}")
     backend = get_backend(config.backend)
+    make_trainer = make_trainer or backend.Trainer
     _prepare_out_dir(out_dir, resume, force)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     identity = _run_identity(config, data)
@@ -219,12 +223,12 @@ def train(
             echo(f"note: the checkpoint was trained on {state.config.get('device')}, continuing on "
                  f"{config.device}: results will not be bitwise those of one uninterrupted run")
         state.config = identity
-        trainer = backend.Trainer(state.params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
+        trainer = make_trainer(state.params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
         trainer.set_optimizer_state(state.optimizer)
         echo(f"resuming {out_dir} after {state.epoch} completed epochs (of {recipe.num_epochs})")
     else:
         params = initial_params(recipe, dtype)
-        trainer = backend.Trainer(params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
+        trainer = make_trainer(params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
         state = Checkpoint(
             params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
             history=[], elapsed_s=0.0, config=identity,
