@@ -47,6 +47,7 @@ __all__ = [
     "spawn_workers",
     "SpawnOutcome",
     "distributed_train",
+    "parallel_train_function",
 ]
 
 PEER_LOST = 3  # exit code of a rank that stopped because another rank left the process group
@@ -122,6 +123,8 @@ def _child(target: Callable[..., int], rank: int, world_size: int, port: int, ar
         "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
         _SPAWNED: str(rank),
     })
+    # As torchrun does: ranks sharing a machine share its cores (a user's setting wins).
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
     code = int(target(*args) or 0)
     clean[rank] = 1
     sys.exit(code)
@@ -302,21 +305,30 @@ class TorchParallel:
         self.env = env
 
     def wrap(self, train: Callable) -> Callable:
-        """``train`` with DDPTrainer as the Trainer; on ranks other than 0 also a scratch run folder,
-        no progress bar and no echo."""
-        from signs.distributed.shards import check_split
+        """``train`` with DDPTrainer as the Trainer; rank 0 writes the run folder."""
         from signs.distributed.torch_ddp import DDPTrainer
 
-        def parallel_train(config, data, out_dir, *, resume=False, force=False, progress=None, **options):
-            check_split(data.X_train.shape[0], config.recipe.mini_batch_size, self.env.world_size, "--nproc")
-            options["make_trainer"] = DDPTrainer
-            if self.env.rank == 0:
-                return train(config, data, out_dir, resume=resume, force=force, progress=progress, **options)
-            with _scratch_run(out_dir, resume) as scratch:
-                return train(config, data, scratch, resume=resume, force=True, progress=False,
-                             **{**options, "echo": _silent})
+        return parallel_train_function(train, make_trainer=DDPTrainer, world_size=self.env.world_size,
+                                       writer=self.env.rank == 0, option="--nproc")
 
-        return parallel_train
+
+def parallel_train_function(train: Callable, *, make_trainer: Callable, world_size: int, writer: bool,
+                            option: str) -> Callable:
+    """The driver's ``train`` with ``make_trainer`` as its Trainer hook. The writer (rank 0, the chief)
+    runs it as asked; every other rank runs it with no progress bar and no echo in a private scratch
+    folder (a copy of the checkpoint when resuming), so the run folder is written once."""
+    from signs.distributed.shards import check_split
+
+    def parallel_train(config, data, out_dir, *, resume=False, force=False, progress=None, **options):
+        check_split(data.X_train.shape[0], config.recipe.mini_batch_size, world_size, option)
+        options["make_trainer"] = make_trainer
+        if writer:
+            return train(config, data, out_dir, resume=resume, force=force, progress=progress, **options)
+        with _scratch_run(out_dir, resume) as scratch:
+            return train(config, data, scratch, resume=resume, force=True, progress=False,
+                         **{**options, "echo": _silent})
+
+    return parallel_train
 
 
 def _silent(_line: str) -> None:

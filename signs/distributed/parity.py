@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, TrainSpec
+from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
 
 __all__ = ["course_steps", "single_trajectory", "torch_ddp_trajectories", "trajectory_key", "worst_errors"]
 
@@ -68,7 +68,7 @@ def worst_errors(single: list[dict], parallel: list[dict]) -> dict[str, float]:
 
 def torch_ddp_trajectories(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, steps: int, *,
                            world_sizes: tuple[int, ...], dtypes: tuple = (np.float64,), out_path: str | os.PathLike,
-                           train: TrainSpec = COURSE_TRAINING, mini_batch_size: int = COURSE_TRAINING.mini_batch_size,
+                           train: TrainSpec = COURSE_TRAINING, spec: ModelSpec = COURSE_MODEL, mini_batch_size: int = COURSE_TRAINING.mini_batch_size,
                            first_seed: int = COURSE_TRAINING.first_seed) -> dict[str, np.ndarray]:
     """DDP weights after every step, for every world size and dtype, from ONE set of spawned ranks.
 
@@ -76,7 +76,8 @@ def torch_ddp_trajectories(params: dict[str, np.ndarray], X: np.ndarray, Y: np.n
     ranks. Returns ``{trajectory_key(n, dtype, step, name): array}`` plus ``"<n>/<dtype>/rank_spread"``:
     the largest difference between any rank's final weights and rank 0's (0 when every rank applied
     the same update). Rank 0 writes the arrays to ``out_path`` (.npz, atomically) and this reads them.
-    ``params``, ``X``, ``Y`` are float64 and cast to each dtype.
+    ``params``, ``X``, ``Y`` are float64 and cast to each dtype; ``spec`` is the network they fit
+    (a smaller ``COURSE_MODEL.with_input(...)`` makes a fast test).
     """
     from signs.distributed.launch import spawn_workers
 
@@ -84,7 +85,7 @@ def torch_ddp_trajectories(params: dict[str, np.ndarray], X: np.ndarray, Y: np.n
     if not world_sizes or min(world_sizes) < 1:
         raise ValueError(f"world_sizes: expected positive integers, got {world_sizes!r}")
     job = dict(params=params, X=X, Y=Y, steps=int(steps), world_sizes=world_sizes,
-               dtypes=tuple(np.dtype(d).name for d in dtypes), out_path=str(out_path), train=train,
+               dtypes=tuple(np.dtype(d).name for d in dtypes), out_path=str(out_path), train=train, spec=spec,
                batching={"mini_batch_size": mini_batch_size, "first_seed": first_seed})
     outcome = spawn_workers(_torch_trajectory_rank, max(world_sizes), (job,))
     if outcome.interrupted:
@@ -110,7 +111,8 @@ def _torch_trajectory_rank(job: dict) -> int:
             if rank >= world_size:
                 continue
             for dtype in job["dtypes"]:
-                trainer = DDPTrainer(cast_arrays(job["params"], dtype), train=job["train"], group=group)
+                trainer = DDPTrainer(cast_arrays(job["params"], dtype), train=job["train"], spec=job["spec"],
+                                     group=group)
                 X, Y = job["X"].astype(dtype), job["Y"].astype(dtype)
                 trajectory = single_trajectory(trainer, X, Y, job["steps"], **job["batching"])
                 for step, weights in enumerate(trajectory, start=1):
