@@ -148,23 +148,29 @@ def spawn_workers(target: Callable[..., int], nproc: int, args: tuple = ()) -> S
     ]
     for process in processes:
         process.start()
-    interrupted = False
+    interrupted, failed_order = False, []
     try:
-        _watch(processes, clean)
+        _watch(processes, failed_order)
     except KeyboardInterrupt:
         interrupted = True
         _stop(processes, first_signal=signal.SIGINT, wait_s=2.0)
     codes = [process.exitcode if process.exitcode is not None else -signal.SIGKILL for process in processes]
     flags = [bool(clean[rank]) for rank in range(int(nproc))]
-    dead = [rank for rank in range(int(nproc)) if not flags[rank] and codes[rank] != 0]
+    # the first rank seen failing that did not report its own end (a signal, an unexpected exception)
+    order = failed_order + [rank for rank in range(int(nproc)) if rank not in failed_order]
+    dead = [rank for rank in order if not flags[rank] and codes[rank] != 0]
     return SpawnOutcome(codes, flags, dead[0] if dead and not interrupted else None, interrupted)
 
 
-def _watch(processes: list, clean) -> None:
-    """Wait for every process; after the first failure give the others STOP_GRACE_S, then stop them."""
+def _watch(processes: list, failed_order: list[int]) -> None:
+    """Wait for every process, appending failed ranks to ``failed_order`` as they are seen; after
+    the first failure give the others STOP_GRACE_S, then stop them."""
     failed_at = None
     while any(process.is_alive() for process in processes):
-        if failed_at is None and any(p.exitcode not in (None, 0) for p in processes):
+        for rank, process in enumerate(processes):
+            if process.exitcode not in (None, 0) and rank not in failed_order:
+                failed_order.append(rank)
+        if failed_at is None and failed_order:
             failed_at = time.monotonic()
         if failed_at is not None and time.monotonic() - failed_at > STOP_GRACE_S:
             _stop(processes, first_signal=signal.SIGTERM, wait_s=0.0)

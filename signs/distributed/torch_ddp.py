@@ -51,6 +51,8 @@ def init_process_group(device: str) -> None:
     process to GPU ``LOCAL_RANK`` first so "cuda" means that GPU from here on."""
     if device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        # The same convolution algorithms run after run (cuDNN's autotuner may pick others each time).
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     timeout = float(os.environ.get("SIGNS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     dist.init_process_group(process_group_backend(device), timeout=_dt.timedelta(seconds=timeout))
 
