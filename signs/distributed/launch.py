@@ -48,6 +48,7 @@ __all__ = [
     "SpawnOutcome",
     "distributed_train",
     "parallel_train_function",
+    "peer_lost",
 ]
 
 PEER_LOST = 3  # exit code of a rank that stopped because another rank left the process group
@@ -200,7 +201,7 @@ def _stop(processes: list, *, first_signal: int, wait_s: float) -> None:
 
 def _requested(args) -> tuple[int, int]:
     """(nproc, replicas) from the command line, validated."""
-    nproc, replicas = int(getattr(args, "nproc", 1) or 1), int(getattr(args, "replicas", 1) or 1)
+    nproc, replicas = int(getattr(args, "nproc", 1)), int(getattr(args, "replicas", 1))
     if nproc < 1:
         raise ValueError(f"--nproc: expected a positive integer, got {nproc}")
     if replicas < 1:
@@ -278,7 +279,9 @@ def _torch_worker(args, body: Callable[..., int], env: LaunchEnv) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except dist.DistError as exc:
+    except RuntimeError as exc:  # torch.distributed.DistError is one; gloo raises plain RuntimeErrors
+        if not peer_lost(exc):
+            raise
         if not env.spawned:  # under torchrun each rank says why it stopped; the launcher names the failed one
             print(f"signs {args.command}: error: rank {env.rank}: stopped, another rank left the process "
                   f"group ({_first_line(exc)})", file=sys.stderr)
@@ -286,6 +289,15 @@ def _torch_worker(args, body: Callable[..., int], env: LaunchEnv) -> int:
     finally:
         with contextlib.suppress(Exception):  # a broken group cannot always be torn down cleanly
             dist.destroy_process_group()
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective failing because another rank left or hung: a
+    ``torch.distributed.DistError`` (NCCL, timeouts) or gloo's transport error ("Connection reset
+    by peer", "Connection closed by peer", raised as a plain RuntimeError from gloo/transport)."""
+    import torch.distributed as dist
+
+    return isinstance(exc, dist.DistError) or "gloo/transport" in str(exc)
 
 
 def _first_line(exc: BaseException) -> str:
