@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json_out:
         check_writable(args.json_out, args.force)  # refuse before spending time on the check
+    if args.replicas < 1 or (args.replicas > 1 and args.steps < 1):
+        raise ValueError(f"--replicas: expected a positive integer, and --steps K >= 1 with N > 1 (the Adam "
+                         f"steps to compare), got --replicas {args.replicas} --steps {args.steps}")
     result = run_verification(options)
     parallel = _data_parallel(options, args.replicas)
     text = result.to_json() if parallel is None else _with_rows(result.to_json(), parallel)
@@ -106,8 +109,6 @@ def _data_parallel(options, replicas: int) -> list[dict] | None:
     """The rows of the data-parallel section (None without --replicas N > 1)."""
     if replicas == 1:
         return None
-    if replicas < 1:
-        raise ValueError(f"--replicas: expected a positive integer, got {replicas}")
     from signs.distributed.parity import verify_data_parallel
 
     return verify_data_parallel(options, replicas)

@@ -266,8 +266,6 @@ def verify_data_parallel(options, replicas: int) -> list[dict]:
 
     from signs.verify.options import course_vectors, data_inputs, load_backends, load_params
 
-    if options.steps < 1:
-        raise ValueError(f"--replicas: needs --steps K (K >= 1 Adam steps to compare), got --steps {options.steps}")
     params, _ = load_params(options.weights)
     if options.data is None:
         inputs = course_vectors(options.batch or COURSE_TRAINING.mini_batch_size, options.seed)

@@ -92,3 +92,18 @@ def test_a_dead_rank_stops_the_others_within_seconds_and_is_named():
     assert time.monotonic() - start < 45
     assert outcome.exit_codes == [PEER_LOST, -signal.SIGKILL]
     assert outcome.describe_dead() == "rank 1 died (killed by SIGKILL)"
+
+
+def test_verify_replicas_adds_a_data_parallel_section(capfd):
+    backend_or_skip("torch")
+    code = main(["verify", "--backends", "numpy,torch", "--dtype", "float64", "--steps", "2", "--replicas", "2"])
+    out = capfd.readouterr().out
+    assert "data-parallel: 2-way against one process, 2 Adam steps" in out
+    row = next(line for line in out.splitlines() if line.startswith("torch  float64"))
+    assert row.endswith("ok") and " yes " in row
+    assert code == 0
+
+
+def test_verify_replicas_needs_steps(capsys):
+    assert main(["verify", "--replicas", "2"]) == 2
+    assert "--replicas: expected a positive integer, and --steps K >= 1" in capsys.readouterr().err
