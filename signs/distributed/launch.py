@@ -234,7 +234,9 @@ def distributed_train(args, body: Callable[..., int]) -> int | None:
     if replicas > 1 or _tf_multi_worker(args):
         from signs.distributed.tf_mirror import TFParallel
 
-        return body(args, TFParallel.from_args(args, replicas))
+        parallel = TFParallel.from_args(args, replicas)
+        with _quiet(not parallel.chief):  # a MultiWorkerMirroredStrategy worker other than the chief
+            return body(args, parallel)
     return None
 
 

@@ -107,3 +107,31 @@ def test_verify_replicas_adds_a_data_parallel_section(capfd):
 def test_verify_replicas_needs_steps(capsys):
     assert main(["verify", "--replicas", "2"]) == 2
     assert "--replicas: expected a positive integer, and --steps K >= 1" in capsys.readouterr().err
+
+
+def _nan_in_rank_one_slice() -> int:
+    """Both ranks step on a global batch whose NaN lies only in rank 1's slice; exit 0 when this
+    rank's returned (global) cost is NaN, as the driver needs to stop every rank at that batch."""
+    import math
+
+    import torch.distributed as dist
+
+    from reference.init import course_init
+    from reference.spec import COURSE_MODEL
+    from signs.distributed.torch_ddp import DDPTrainer
+
+    dist.init_process_group("gloo", timeout=dt.timedelta(seconds=300))
+    try:
+        spec = COURSE_MODEL.with_input(8, 8)
+        X = np.full((4, *spec.input_shape), 0.5)
+        X[3] = np.nan  # rank_slice(4, 2, 1) = [2, 4): rank 1 only
+        Y = np.eye(spec.n_classes)[[0, 1, 2, 3]]
+        cost = DDPTrainer(course_init(spec=spec, dtype=np.float64), spec=spec).step(X, Y)
+    finally:
+        dist.destroy_process_group()
+    return 0 if math.isnan(cost) else 1
+
+
+def test_a_non_finite_loss_on_one_rank_reaches_every_rank():
+    backend_or_skip("torch")
+    assert spawn_workers(_nan_in_rank_one_slice, 2).exit_codes == [0, 0]
