@@ -8,7 +8,8 @@ in the course's batches of 64 (the last batch of each epoch holds 56), so
 K = 18 steps cover nine epochs and nine partial batches. On 3 ranks the batches split unevenly
 (22/21/21 and 19/19/18): without the loss rescale of ``signs.distributed.shards`` DDP's gradient
 average is not the global batch's gradient and the 3-rank tests fail (planted once: a loss weight of
-1 instead of N * b_r / B fails 3 ranks in float64 and float32; 2 ranks split 64 and 56 evenly). One set of three
+1 instead of N * b_r / B fails 3 ranks in float64 and float32; 2 ranks split 64 and 56 evenly; in TF,
+a replica weight of 1/N instead of b_r / B fails tf 3-way in both dtypes). One set of three
 spawned ranks serves every world size and dtype of torch; one spawned process per replica count
 serves TF (logical devices are declared before TensorFlow starts).
 """
