@@ -330,44 +330,42 @@ def _layers(results: dict) -> list[str]:
     return lines
 
 
-def _per_backend(rows_in: list[dict], middle) -> list[list[str]]:
-    """Table rows of a step or epoch section: backend, median, min-max, ``middle(median, row)``'s
-    cells, then the ratio to PyTorch's median."""
+def _backend_section(results: dict, key: str, intro: list[str], columns: list[str], middle) -> list[str]:
+    """A step or epoch section: ``intro``, then one table row per backend: label, median, min-max,
+    the cells ``middle(median, row, bounds)`` under ``columns[2:-1]``, the ratio to PyTorch's median."""
+    rows_in = results.get(key)
+    if not rows_in:
+        return []
+    b = bounds(results) or {}
     torch_median = _median(rows_in, backend="torch")
-    return [[step_label(row["backend"]), f"**{fmt_time(row['seconds']['median'])}**", _range(row["seconds"]),
-             *middle(row["seconds"]["median"], row), fmt_ratio(_div(row["seconds"]["median"], torch_median))]
+    rows = [[step_label(row["backend"]), f"**{fmt_time(row['seconds']['median'])}**", _range(row["seconds"]),
+             *middle(row["seconds"]["median"], row, b), fmt_ratio(_div(row["seconds"]["median"], torch_median))]
             for row in rows_in]
+    return intro + _table(["Backend", *columns], rows)
 
 
 def _steps(results: dict) -> list[str]:
-    rows_in = results.get("steps")
-    if not rows_in:
-        return []
-    b = bounds(results)
-    rows = _per_backend(rows_in, lambda median, row: [
-        f"{BATCH / median:.0f}", fmt_ratio(_div(median, b["step_s"] if b else None))])
-    return ([f"## Training step (forward, backward, Adam; batch {BATCH})", "",
+    intro = [f"## Training step (forward, backward, Adam; batch {BATCH})", "",
              "The same batch every step. Trainers' `step(X, Y)` includes their input checks, the host-to-framework "
              "conversion of the batch and reading the cost back as a Python float. Keras `fit`'s per-step time is the "
              "mean over the full batches of one `fit` epoch of the 1080 images, from `on_train_batch_begin` to "
              "`on_train_batch_end` (it includes fetching the batch from fit's `tf.data` iterator).", ""]
-            + _table(["Backend", "Median", "Min – max", "Images/s", "x bound", "x PyTorch"], rows))
+    return _backend_section(
+        results, "steps", intro, ["Median", "Min – max", "Images/s", "x bound", "x PyTorch"],
+        lambda median, row, b: [f"{BATCH / median:.0f}", fmt_ratio(_div(median, b.get("step_s")))])
 
 
 def _epochs(results: dict) -> list[str]:
-    rows_in = results.get("epoch")
-    if not rows_in:
-        return []
-    b = bounds(results)
-    rows = _per_backend(rows_in, lambda median, row: [
-        f"{row['images'] / median:.0f}", fmt_time(COURSE_EPOCHS * median),
-        fmt_ratio(_div(COURSE_EPOCHS * median, b["course_s"] if b else None))])
-    return ([f"## One epoch ({EPOCH_IMAGES} images, the course's mini-batches)", "",
+    intro = [f"## One epoch ({EPOCH_IMAGES} images, the course's mini-batches)", "",
              "Each epoch calls the course's `random_mini_batches` (seed of epoch 0) and steps through its 17 batches "
              "(16 of 64, one of 56); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
              f"{COURSE_EPOCHS} epochs is the median epoch x {COURSE_EPOCHS}.", ""]
-            + _table(["Backend", "Epoch median", "Min – max", "Images/s", f"{COURSE_EPOCHS} epochs",
-                      f"{COURSE_EPOCHS} epochs x bound", "x PyTorch"], rows))
+    columns = ["Epoch median", "Min – max", "Images/s", f"{COURSE_EPOCHS} epochs", f"{COURSE_EPOCHS} epochs x bound",
+               "x PyTorch"]
+    return _backend_section(
+        results, "epoch", intro, columns,
+        lambda median, row, b: [f"{row['images'] / median:.0f}", fmt_time(COURSE_EPOCHS * median),
+                                fmt_ratio(_div(COURSE_EPOCHS * median, b.get("course_s")))])
 
 
 def _memory(results: dict) -> list[str]:

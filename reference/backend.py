@@ -63,6 +63,7 @@ class Trainer:
     def __init__(self, params, *, train: TrainSpec = COURSE_TRAINING, spec: ModelSpec = COURSE_MODEL, device: str = "cpu"):
         _check_device(device)
         self.dtype = check_params(params, spec)
+        check_learning_rate(train.learning_rate, "train.learning_rate")
         self.spec = spec
         self.train = train
         self._params = {name: np.array(params[name], copy=True) for name in PARAM_NAMES}

@@ -112,11 +112,11 @@ def check_learning_rate(value, name: str = "learning_rate") -> float:
     return check_positive_finite(value, name)
 
 
-def check_optimizer_state(state, dtype, spec: ModelSpec = COURSE_MODEL, *, source: str = "state") -> int:
+def check_optimizer_state(state, dtype, spec: ModelSpec | None = COURSE_MODEL, *, source: str = "state") -> int:
     """Check ``{"t": steps, "m": params-like, "v": params-like}``; return ``t``.
 
     ``t`` a non-negative integer; ``m`` and ``v`` canonical dicts (:func:`check_params`) of the
-    params' ``dtype``, canonical layouts.
+    params' ``dtype``, canonical layouts (shapes of ``spec``; ``None``: any shapes).
     """
     if not isinstance(state, Mapping) or set(state) != set(STATE_KEYS):
         got = sorted(state) if isinstance(state, Mapping) else type(state).__name__

@@ -30,6 +30,7 @@ import numpy as np
 
 from reference.fileio import atomic_path
 from reference.spec import PARAM_NAMES
+from reference.validate import check_optimizer_state, check_params
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -75,18 +76,13 @@ class Checkpoint:
 
 def _arrays(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
     """The checkpoint's arrays keyed as in the file (``params/W1``, ``adam/m/W1``, ...)."""
+    dtype = check_params(checkpoint.params, None)
+    check_optimizer_state(checkpoint.optimizer, dtype, None, source="optimizer")
     arrays: dict[str, np.ndarray] = {}
     for name in PARAM_NAMES:
-        if name not in checkpoint.params:
-            raise ValueError(f"params: expected keys {list(PARAM_NAMES)}, got {sorted(checkpoint.params)}")
-        arrays[f"params/{name}"] = np.asarray(checkpoint.params[name])
+        arrays[f"params/{name}"] = checkpoint.params[name]
         for moment in ("m", "v"):
-            moments = checkpoint.optimizer.get(moment, {})
-            if name not in moments:
-                raise ValueError(
-                    f"optimizer[{moment!r}]: expected keys {list(PARAM_NAMES)}, got {sorted(moments)}"
-                )
-            arrays[f"adam/{moment}/{name}"] = np.asarray(moments[name])
+            arrays[f"adam/{moment}/{name}"] = checkpoint.optimizer[moment][name]
     return arrays
 
 

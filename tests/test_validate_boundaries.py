@@ -32,7 +32,7 @@ def params():
 
 @pytest.mark.parametrize("lr", [np.inf, np.nan, 0.0, -1.0])
 def test_trainer_refuses_a_learning_rate_that_is_not_finite_and_positive(backend, params, lr):
-    with pytest.raises(ValueError, match=r"learning_rate: expected a finite number > 0"):
+    with pytest.raises(ValueError, match=r"^train\.learning_rate: expected a finite number > 0, got "):
         backend.Trainer(params, train=replace(COURSE_TRAINING, learning_rate=lr))
 
 

@@ -142,8 +142,8 @@ def run_one(args: argparse.Namespace, parallel=None) -> int:
         print(f"(--limit {args.limit}: {data.X_train.shape[0]} train and {data.X_test.shape[0]} "
               "test examples, evenly spaced)")
     print(f"backend {args.backend}, {args.dtype}, {args.device}; recipe {recipe.name} "
-          f"(init {recipe.init}, lr {recipe.learning_rate}, {recipe.schedule} schedule, batch "
-          f"{recipe.mini_batch_size}, {recipe.num_epochs} epochs"
+          f"(init {recipe.init}, lr {recipe.train.learning_rate}, {recipe.schedule} schedule, batch "
+          f"{recipe.train.mini_batch_size}, {recipe.train.num_epochs} epochs"
           + (f", augmentation, seed {recipe.seed}" if recipe.augmentation else
              f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); output: {out_dir}")
     try:

@@ -340,7 +340,7 @@ def parallel_train_function(train: Callable, *, make_trainer: Callable, world_si
     from signs.distributed.shards import check_split
 
     def parallel_train(config, data, out_dir, *, resume=False, force=False, progress=None, **options):
-        check_split(data.X_train.shape[0], config.recipe.mini_batch_size, world_size, option)
+        check_split(data.X_train.shape[0], config.recipe.train.mini_batch_size, world_size, option)
         options["make_trainer"] = make_trainer
         if writer:
             return train(config, data, out_dir, resume=resume, force=force, progress=progress, **options)

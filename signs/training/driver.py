@@ -223,12 +223,12 @@ def train(
             echo(f"note: the checkpoint was trained on {state.config.get('device')}, continuing on "
                  f"{config.device}: results will not be bitwise those of one uninterrupted run")
         state.config = identity
-        trainer = make_trainer(state.params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
+        trainer = make_trainer(state.params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
         trainer.set_optimizer_state(state.optimizer)
-        echo(f"resuming {out_dir} after {state.epoch} completed epochs (of {recipe.num_epochs})")
+        echo(f"resuming {out_dir} after {state.epoch} completed epochs (of {recipe.train.num_epochs})")
     else:
         params = initial_params(recipe, dtype)
-        trainer = make_trainer(params, train=recipe.train_spec(), spec=COURSE_MODEL, device=config.device)
+        trainer = make_trainer(params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
         state = Checkpoint(
             params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
             history=[], elapsed_s=0.0, config=identity,
@@ -302,21 +302,21 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
     recipe = config.recipe
     state = latest.checkpoint
     m = data.X_train.shape[0]
-    divisor = course_cost_divisor(m, recipe.mini_batch_size)
-    n_batches = -(-m // recipe.mini_batch_size)
+    divisor = course_cost_divisor(m, recipe.train.mini_batch_size)
+    n_batches = -(-m // recipe.train.mini_batch_size)
     show = use_progress(progress)
-    current_lr = float(recipe.learning_rate)  # what the Trainer was built with
-    for epoch in range(state.epoch, recipe.num_epochs):
+    current_lr = float(recipe.train.learning_rate)  # what the Trainer was built with
+    for epoch in range(state.epoch, recipe.train.num_epochs):
         # ---- batches: this epoch's learning rate and the course's shuffle (seed first_seed + 1 + e)
         lr = learning_rate_at(recipe, epoch)
         if lr != current_lr:
             trainer.set_learning_rate(lr)
             current_lr = lr
         batches = epoch_mini_batches(
-            data.X_train, data.Y_train, epoch, mini_batch_size=recipe.mini_batch_size, first_seed=recipe.first_seed
+            data.X_train, data.Y_train, epoch, mini_batch_size=recipe.train.mini_batch_size, first_seed=recipe.train.first_seed
         )
         course_cost, loss_sum, seen = 0.0, 0.0, 0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{recipe.num_epochs}", unit="batch",
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{recipe.train.num_epochs}", unit="batch",
                    leave=False, disable=not show)
         start = time.perf_counter()
         for batch, (X_batch, Y_batch) in enumerate(batches):
@@ -352,7 +352,7 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
             )
         record = {
             "epoch": epoch,
-            "seed": recipe.first_seed + 1 + epoch,
+            "seed": recipe.train.first_seed + 1 + epoch,
             "learning_rate": lr,
             "course_cost": course_cost,
             "mean_loss": loss_sum / m,
@@ -361,7 +361,7 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
             "wall_s": wall,
             "images_per_s": m / max(wall, 1e-9),
         }
-        last_epoch = epoch + 1 == recipe.num_epochs
+        last_epoch = epoch + 1 == recipe.train.num_epochs
         if config.eval_every and ((epoch + 1) % config.eval_every == 0 or last_epoch):
             record["train_accuracy"] = accuracy(backend, params, data.X_train, data.Y_train, device=config.device)
             if data.X_test is not None:

@@ -45,6 +45,7 @@ __all__ = [
     "SCHEDULES",
     "Augmentation",
     "Recipe",
+    "RECIPE_TRAIN_FIELDS",
     "course_recipe",
     "improved_recipe",
     "make_recipe",
@@ -85,6 +86,12 @@ class Augmentation:
             raise ValueError(f"brightness: expected a value in [0, 1), got {self.brightness!r}")
 
 
+# The TrainSpec fields a recipe chooses (the rest, e.g. the course's init seeds, are fixed).
+RECIPE_TRAIN_FIELDS: tuple[str, ...] = (
+    "learning_rate", "mini_batch_size", "num_epochs", "first_seed", "beta1", "beta2", "epsilon",
+)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides a training trajectory besides backend, dtype and device.
@@ -92,28 +99,21 @@ class Recipe:
     Attributes
     ----------
     name : "course" or "improved" (a label; the fields below are what count).
-    learning_rate : Adam's base learning rate.
-    mini_batch_size : examples per batch (the last batch of an epoch holds the remainder).
-    num_epochs : epochs to train.
+    train : the ``TrainSpec`` handed to a backend's ``Trainer``: Adam's base learning rate and
+        constants, ``mini_batch_size`` (the last batch of an epoch holds the remainder),
+        ``num_epochs`` and the course's batch seed schedule (``first_seed``).
     init : "course" (the notebook's exact TF1 weights) or "glorot" (seeded Glorot-uniform).
     seed : seeds Glorot weights and the augmentation; ``None`` when neither is used.
     schedule : "constant" (the course) or "cosine" (decay to 0 over ``num_epochs``, per epoch).
     augmentation : ``Augmentation`` or ``None`` (the course).
-    first_seed, beta1, beta2, epsilon : the course's batch seed schedule and Adam constants.
     """
 
     name: str = "course"
-    learning_rate: float = COURSE_TRAINING.learning_rate
-    mini_batch_size: int = COURSE_TRAINING.mini_batch_size
-    num_epochs: int = COURSE_TRAINING.num_epochs
+    train: TrainSpec = COURSE_TRAINING
     init: str = "course"
     seed: int | None = None
     schedule: str = "constant"
     augmentation: Augmentation | None = None
-    first_seed: int = COURSE_TRAINING.first_seed
-    beta1: float = COURSE_TRAINING.beta1
-    beta2: float = COURSE_TRAINING.beta2
-    epsilon: float = COURSE_TRAINING.epsilon
 
     def __post_init__(self) -> None:
         if self.name not in RECIPES:
@@ -122,11 +122,12 @@ class Recipe:
             raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
-        check_learning_rate(self.learning_rate)
-        if int(self.mini_batch_size) != self.mini_batch_size or self.mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size: expected a positive integer, got {self.mini_batch_size!r}")
-        if int(self.num_epochs) != self.num_epochs or self.num_epochs < 0:
-            raise ValueError(f"num_epochs: expected a non-negative integer, got {self.num_epochs!r}")
+        check_learning_rate(self.train.learning_rate)
+        batch, epochs = self.train.mini_batch_size, self.train.num_epochs
+        if int(batch) != batch or batch < 1:
+            raise ValueError(f"mini_batch_size: expected a positive integer, got {batch!r}")
+        if int(epochs) != epochs or epochs < 0:
+            raise ValueError(f"num_epochs: expected a non-negative integer, got {epochs!r}")
         needs_seed = self.init == "glorot" or self.augmentation is not None
         if needs_seed and (self.seed is None or int(self.seed) != self.seed or self.seed < 0):
             raise ValueError(f"seed: expected a non-negative integer for Glorot init or augmentation, got {self.seed!r}")
@@ -137,39 +138,38 @@ class Recipe:
                 "use --init glorot or --recipe improved, or drop --seed"
             )
 
-    def train_spec(self) -> TrainSpec:
-        """The ``TrainSpec`` handed to a backend's ``Trainer`` (starting learning rate)."""
-        return replace(
-            COURSE_TRAINING,
-            learning_rate=float(self.learning_rate),
-            mini_batch_size=int(self.mini_batch_size),
-            num_epochs=int(self.num_epochs),
-            first_seed=int(self.first_seed),
-            beta1=float(self.beta1),
-            beta2=float(self.beta2),
-            epsilon=float(self.epsilon),
-        )
-
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The recipe as metrics.json and a checkpoint's run identity record it: one flat dict, the
+        recipe's own fields and :data:`RECIPE_TRAIN_FIELDS` side by side."""
+        train = {name: getattr(self.train, name) for name in RECIPE_TRAIN_FIELDS}
+        return {
+            "name": self.name,
+            **{name: train.pop(name) for name in ("learning_rate", "mini_batch_size", "num_epochs")},
+            "init": self.init,
+            "seed": self.seed,
+            "schedule": self.schedule,
+            "augmentation": None if self.augmentation is None else asdict(self.augmentation),
+            **train,
+        }
+
+
+def _recipe(fields: dict[str, Any], train: TrainSpec, overrides: dict[str, Any]) -> Recipe:
+    """A Recipe from its fields and ``train``; ``overrides`` may name Recipe fields or
+    :data:`RECIPE_TRAIN_FIELDS` (e.g. ``learning_rate=0.01, num_epochs=10, init="glorot"``)."""
+    train_overrides = {name: overrides.pop(name) for name in list(overrides) if name in RECIPE_TRAIN_FIELDS}
+    return Recipe(**{**fields, **overrides, "train": replace(train, **train_overrides)})
 
 
 def course_recipe(**overrides) -> Recipe:
-    """The course's recipe (module docstring), with optional field overrides."""
-    return Recipe(**{"name": "course", **overrides})
+    """The course's recipe (module docstring), with optional overrides (see :func:`_recipe`)."""
+    return _recipe({"name": "course"}, COURSE_TRAINING, dict(overrides))
 
 
 def improved_recipe(**overrides) -> Recipe:
-    """The improved recipe: lr 0.004, cosine decay, 150 epochs, augmentation (module docstring)."""
-    fields = {
-        "name": "improved",
-        "learning_rate": IMPROVED_TRAINING.learning_rate,
-        "num_epochs": IMPROVED_TRAINING.num_epochs,
-        "schedule": "cosine",
-        "augmentation": Augmentation(),
-        "seed": 0,
-    }
-    return Recipe(**{**fields, **overrides})
+    """The improved recipe: ``IMPROVED_TRAINING`` (lr 0.004, 150 epochs), cosine decay,
+    augmentation (module docstring), with optional overrides (see :func:`_recipe`)."""
+    fields = {"name": "improved", "schedule": "cosine", "augmentation": Augmentation(), "seed": 0}
+    return _recipe(fields, IMPROVED_TRAINING, dict(overrides))
 
 
 def make_recipe(name: str, **overrides) -> Recipe:
@@ -184,8 +184,9 @@ def make_recipe(name: str, **overrides) -> Recipe:
 def learning_rate_at(recipe: Recipe, epoch: int) -> float:
     """The learning rate of 0-based ``epoch``: constant, or cosine ``lr * (1 + cos(pi e / E)) / 2``."""
     if recipe.schedule == "constant":
-        return float(recipe.learning_rate)
-    return float(recipe.learning_rate) * 0.5 * (1.0 + math.cos(math.pi * epoch / max(recipe.num_epochs, 1)))
+        return float(recipe.train.learning_rate)
+    base, epochs = float(recipe.train.learning_rate), max(recipe.train.num_epochs, 1)
+    return base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
 def augment_batch(X: np.ndarray, augmentation: Augmentation, rng: np.random.Generator) -> np.ndarray:

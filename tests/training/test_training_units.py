@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import math
 
 import numpy as np
@@ -70,7 +71,7 @@ def test_recipe_seed_rules():
     with pytest.raises(ValueError, match="schedule"):
         Recipe(schedule="linear")
     with pytest.raises(ValueError, match="learning_rate"):
-        Recipe(learning_rate=-1.0)
+        Recipe(train=replace(COURSE_TRAINING, learning_rate=-1.0))
 
 
 def test_augment_batch_is_seeded_and_keeps_shape_dtype_range():
