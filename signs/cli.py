@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; bad input becomes one line ``signs CMD: error: ...`` and exit 2."""
     try:
         with filtered_native_stderr():
             return int(args.func(args) or 0)

@@ -94,6 +94,12 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint")
     parser.add_argument("--force", action="store_true", help="start over in an --out that holds a run")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="torch: N data-parallel processes (DDP; gloo on cpu, NCCL on cuda). Under "
+                        "torchrun leave it out: the launcher's ranks are joined. See docs/distributed.md")
+    parser.add_argument("--replicas", type=int, default=1, metavar="N",
+                        help="tf: N replicas under tf.distribute.MirroredStrategy (GPUs, or N logical CPU "
+                        "devices); TF_CONFIG with several workers selects MultiWorkerMirroredStrategy")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show a progress bar per epoch (default: when stderr is a terminal)")
     parser.set_defaults(func=run)
@@ -137,6 +143,14 @@ def threads_text(config) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from signs.distributed.launch import distributed_train
+
+    code = distributed_train(args, run_one)  # None: an ordinary single-process run
+    return run_one(args) if code is None else code
+
+
+def run_one(args: argparse.Namespace, parallel=None) -> int:
+    """The command in this process; ``parallel`` (signs.distributed) wraps the driver's train()."""
     from reference.data.dataset import load_signs
     from signs.training.driver import (
         NonFiniteLoss,
@@ -170,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
              f", seed {recipe.seed}" if recipe.seed is not None else "") + f"); {threads_text(config)}; "
           f"output: {out_dir}")
     try:
-        result = train(config, data, out_dir, resume=args.resume, force=args.force, progress=args.progress)
+        train_run = train if parallel is None else parallel.wrap(train)
+        result = train_run(config, data, out_dir, resume=args.resume, force=args.force, progress=args.progress)
     except TrainingInterrupted as exc:
         print(f"signs train: {exc}", file=sys.stderr)
         return 130

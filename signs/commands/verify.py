@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                         help="also compare K Adam steps of each backend's Trainer on the same "
                         "mini-batches (costs, weights, Adam state): float64 free-running, float32 "
                         "one step at a time from the float64 states")
+    parser.add_argument("--replicas", type=int, default=1, metavar="N",
+                        help="with --steps K: also train N-way data-parallel (torch DDP, tf "
+                        "MirroredStrategy) and compare each weight with one process (docs/distributed.md)")
     parser.add_argument("--backends", default=None, metavar="LIST",
                         help="comma-separated backends to compare, at least two of numpy, tf, torch, "
                         "onnx (the exported file in onnxruntime: forward only, float32), keras-torch "
@@ -84,15 +87,44 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json_out:
         check_writable(args.json_out, args.force)  # refuse before spending time on the check
+    if args.replicas < 1 or (args.replicas > 1 and args.steps < 1):
+        raise ValueError(f"--replicas: expected a positive integer, and --steps K >= 1 with N > 1 (the Adam "
+                         f"steps to compare), got --replicas {args.replicas} --steps {args.steps}")
     result = run_verification(options)
+    parallel = _data_parallel(options, args.replicas)
+    text = result.to_json() if parallel is None else _with_rows(result.to_json(), parallel)
     if args.json_out:
         with atomic_path(args.json_out, force=args.force) as tmp:
-            tmp.write_text(result.to_json() + "\n")
+            tmp.write_text(text + "\n")
     if args.json:
-        print(result.to_json())
+        print(text)
     else:
         print(result.format_text())
+        if parallel is not None:
+            from signs.distributed.parity import format_rows
+
+            print(format_rows(parallel))
     if result.exit_code == 2:
         # signs.cli prints a ValueError as one "signs verify: error: ..." line and exits 2.
         raise ValueError(result.verdict().removeprefix("verdict: NOT RUN: "))
+    if result.exit_code == 0 and parallel is not None and not all(row["ok"] for row in parallel):
+        return 1
     return result.exit_code
+
+
+def _data_parallel(options, replicas: int) -> list[dict] | None:
+    """The rows of the data-parallel section (None without --replicas N > 1)."""
+    if replicas == 1:
+        return None
+    from signs.distributed.parity import verify_data_parallel
+
+    return verify_data_parallel(options, replicas)
+
+
+def _with_rows(json_text: str, rows: list[dict]) -> str:
+    """The verify JSON with the data-parallel rows under "data_parallel"."""
+    import json
+
+    document = json.loads(json_text)
+    document["data_parallel"] = rows
+    return json.dumps(document, indent=2)

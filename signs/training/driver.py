@@ -248,6 +248,7 @@ def train(
     force: bool = False,
     progress: bool | None = None,
     echo: Callable[[str], None] = print,
+    make_trainer: Callable | None = None,
 ) -> TrainResult:
     """Train with ``config`` on ``data``, writing checkpoints and results to ``out_dir``.
 
@@ -264,6 +265,8 @@ def train(
     force : start a fresh run in a folder that already holds one.
     progress : tqdm bar per epoch; ``None`` = only when stderr is a terminal.
     echo : where the course's lines go (``print``).
+    make_trainer : builds the Trainer (default ``backend.Trainer``), same signature; data-parallel
+        runs pass ``signs.distributed.torch_ddp.DDPTrainer`` (see signs/distributed/).
 
     Raises
     ------
@@ -288,6 +291,7 @@ def train(
     settings = apply_thread_settings(config.backend, config.threads, deterministic=config.deterministic,
                                      device=config.device)
     backend = get_backend(config.backend)
+    make_trainer = make_trainer or backend.Trainer
     _prepare_out_dir(out_dir, resume, force)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     identity = _run_identity(config, data)
@@ -299,14 +303,14 @@ def train(
             echo(f"note: the checkpoint was trained on {state.config.get('device')}, continuing on "
                  f"{config.device}: results will not be bitwise those of one uninterrupted run")
         state.config = identity
-        trainer = backend.Trainer(state.params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
+        trainer = make_trainer(state.params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
         trainer.set_optimizer_state(state.optimizer)
         echo(f"resuming {out_dir} after {state.epoch} completed epochs (of {recipe.train.num_epochs})")
     else:
         if perturbation is not None:
             echo(f"initial weights perturbed by one ulp (seed {perturbation['seed']}): {perturbation['name']}"
                  f"{perturbation['index']} {perturbation['before']!r} -> {perturbation['after']!r}")
-        trainer = backend.Trainer(start_params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
+        trainer = make_trainer(start_params, train=recipe.train, spec=COURSE_MODEL, device=config.device)
         state = Checkpoint(
             params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
             history=[], elapsed_s=0.0, config=identity,
