@@ -5,23 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import (
-    conv_backward,
-    conv_backward_fast,
-    conv_forward,
-    conv_forward_fast,
-    pool_backward,
-    pool_backward_fast,
-    pool_forward,
-    pool_forward_fast,
-    zero_pad,
-)
+from layer_impls import CONV_IMPLS, POOL_IMPLS
+from reference import conv_forward_fast, pool_forward, pool_forward_fast, zero_pad
 
 A = np.zeros((2, 5, 5, 3))
 W = np.zeros((2, 2, 3, 4))
 B = np.zeros((1, 1, 1, 4))
-CONV = [conv_forward, conv_forward_fast]
-POOL = [pool_forward, pool_forward_fast]
+CONV = [forward for forward, _ in CONV_IMPLS]
+POOL = [forward for forward, _ in POOL_IMPLS]
 
 
 @pytest.mark.parametrize("forward", CONV)
@@ -47,7 +38,7 @@ def test_conv_forward_errors(forward, args, match):
         forward(*args)
 
 
-@pytest.mark.parametrize("backward", [conv_backward, conv_backward_fast])
+@pytest.mark.parametrize("backward", [backward for _, backward in CONV_IMPLS])
 def test_conv_backward_rejects_wrong_dZ_shape(backward):
     _, cache = conv_forward_fast(A, W, B, {"stride": 1, "pad": 0})
     with pytest.raises(ValueError, match=r"dZ: expected shape \(2, 4, 4, 4\) \(the forward output\), got \(2, 4, 4, 3\)"):
@@ -72,7 +63,7 @@ def test_pool_forward_errors(forward, hp, mode, match):
         forward(A, hp, mode)
 
 
-@pytest.mark.parametrize("backward", [pool_backward, pool_backward_fast])
+@pytest.mark.parametrize("backward", [backward for _, backward in POOL_IMPLS])
 def test_pool_backward_errors(backward):
     P, cache = pool_forward_fast(A, {"stride": 1, "f": 2})
     with pytest.raises(ValueError, match=r"dA: expected 4 dims \(m, n_H, n_W, n_C\), got shape \(2, 4, 4\)"):

@@ -7,17 +7,11 @@ import itertools
 import numpy as np
 import pytest
 
-from reference import (
-    conv_backward,
-    conv_backward_fast,
-    conv_forward,
-    conv_forward_fast,
-    pool_backward,
-    pool_backward_fast,
-    pool_forward,
-    pool_forward_fast,
-)
+from layer_impls import CONV_IMPLS, POOL_IMPLS
 from signs.tolerances import LOOP_VS_FAST_FLOAT32, LOOP_VS_FAST_FLOAT64, relative_error
+
+(conv_forward, conv_backward), (conv_forward_fast, conv_backward_fast) = CONV_IMPLS
+(pool_forward, pool_backward), (pool_forward_fast, pool_backward_fast) = POOL_IMPLS
 
 PADS = [0, 1, 2, "same", "valid", ((1, 0), (2, 1))]
 
@@ -175,12 +169,12 @@ def test_fast_layers_keep_dtype(dtype):
     A = rng.standard_normal((2, 6, 5, 3)).astype(dtype)
     W = rng.standard_normal((3, 2, 3, 4)).astype(dtype)
     b = rng.standard_normal((1, 1, 1, 4)).astype(dtype)
-    for forward, backward in ((conv_forward, conv_backward), (conv_forward_fast, conv_backward_fast)):
+    for forward, backward in CONV_IMPLS:
         Z, cache = forward(A, W, b, {"stride": 2, "pad": "same"})
         assert Z.dtype == dtype
         assert all(g.dtype == dtype for g in backward(Z, cache))
     for mode in ("max", "average"):
-        for forward, backward in ((pool_forward, pool_backward), (pool_forward_fast, pool_backward_fast)):
+        for forward, backward in POOL_IMPLS:
             P, cache = forward(A, {"stride": 2, "f": 3, "pad": "same"}, mode)
             assert P.dtype == dtype
             assert backward(P, cache, mode).dtype == dtype

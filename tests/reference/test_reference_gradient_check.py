@@ -9,16 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import (
-    conv_backward,
-    conv_backward_fast,
-    conv_forward,
-    conv_forward_fast,
-    pool_backward,
-    pool_backward_fast,
-    pool_forward,
-    pool_forward_fast,
-)
+from layer_impls import CONV_IMPLS, POOL_IMPLS
 from reference.gradient_check import numerical_gradient, numerical_gradient_array, sample_indices
 from reference.model import (
     compute_cost,
@@ -33,9 +24,6 @@ from reference.model import (
 )
 from reference.spec import COURSE_MODEL, GRADIENT_NAMES, param_shapes
 from signs.tolerances import GRADIENT_CHECK, relative_error
-
-CONV_IMPLS = [(conv_forward, conv_backward), (conv_forward_fast, conv_backward_fast)]
-POOL_IMPLS = [(pool_forward, pool_backward), (pool_forward_fast, pool_backward_fast)]
 
 
 def spaced_values(rng, shape):
