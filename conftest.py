@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: where the SIGNS data is, and a train h5 built from it once."""
+"""Shared pytest fixtures: where the SIGNS data is, a train h5 built from it once, weight file names."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ quiet_frameworks()
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_SIGNS_DIR = REPO_ROOT.parent / "shared" / "data" / "signs"
+
+
+@pytest.fixture(scope="session")
+def weight_file_names() -> dict[str, str]:
+    """A file name for each weights format of ``signs.convert.FORMATS``, one its suffix detects."""
+    return {
+        "safetensors": "w.safetensors",
+        "npz": "w.npz",
+        "keras": "w.weights.h5",
+        "torch": "w.pt",
+        "tf1": "model.ckpt",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,6 @@ from reference.init import glorot_init
 from signs.cli import main
 from signs.convert import FORMATS, load_weights, save_weights
 
-FILE_NAMES = {
-    "safetensors": "w.safetensors",
-    "npz": "w.npz",
-    "keras": "w.weights.h5",
-    "torch": "w.pt",
-    "tf1": "model.ckpt",
-}
-
-
 def nonfinite_params():
     """Glorot weights with two NaNs and one -inf in W2 (2, 2, 8, 16): 3 of 512 elements."""
     params = glorot_init(5)
@@ -27,12 +18,12 @@ def nonfinite_params():
 
 
 @pytest.fixture(scope="module")
-def nonfinite_files(tmp_path_factory):
+def nonfinite_files(tmp_path_factory, weight_file_names):
     folder = tmp_path_factory.mktemp("nonfinite")
     params = nonfinite_params()
     paths = {}
     for fmt in FORMATS:
-        paths[fmt] = folder / fmt / FILE_NAMES[fmt]
+        paths[fmt] = folder / fmt / weight_file_names[fmt]
         save_weights(params, paths[fmt])
     return paths
 

@@ -14,15 +14,6 @@ import pytest
 from signs.cli import main
 from signs.convert import FORMATS
 
-FILE_NAMES = {
-    "safetensors": "w.safetensors",
-    "npz": "w.npz",
-    "keras": "w.weights.h5",
-    "torch": "w.pt",
-    "tf1": "model.ckpt",
-}
-
-
 def one_error_line(capsys, command: str, *fragments: str) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -45,12 +36,12 @@ def source(tmp_path_factory):
 
 @pytest.mark.parametrize("force", [False, True])
 @pytest.mark.parametrize("fmt", ["safetensors", "npz", "keras", "torch"])
-def test_directory_where_a_file_is_expected(tmp_path, capsys, source, fmt, force):
-    target = tmp_path / FILE_NAMES[fmt]
+def test_directory_where_a_file_is_expected(tmp_path, capsys, source, fmt, force, weight_file_names):
+    target = tmp_path / weight_file_names[fmt]
     (target / "inside").mkdir(parents=True)
     assert main(["convert", str(source), str(target)] + (["--force"] if force else [])) == 2
     one_error_line(capsys, "convert", "got a directory")
-    assert files_under(tmp_path) == [FILE_NAMES[fmt], f"{FILE_NAMES[fmt]}/inside"]
+    assert files_under(tmp_path) == [weight_file_names[fmt], f"{weight_file_names[fmt]}/inside"]
 
 
 def test_init_and_verify_json_out_refuse_a_directory_before_working(tmp_path, capsys):
@@ -96,21 +87,22 @@ def _torch_disk_full(*args, **kwargs):
     ("npz", "reference.weights_io.write_npz", _disk_full),
     ("torch", "torch.save", _torch_disk_full),
 ])
-def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, source, monkeypatch, fmt, target, fault):
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, source, monkeypatch, fmt, target, fault,
+                                                  weight_file_names):
     pytest.importorskip(target.split(".")[0])
     monkeypatch.setattr(target, fault)
-    dst = tmp_path / FILE_NAMES[fmt]
+    dst = tmp_path / weight_file_names[fmt]
     assert main(["convert", str(source), str(dst)]) == 2
     one_error_line(capsys, "convert", f"{dst}: could not be written")
     assert files_under(tmp_path) == []
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_every_format_honours_the_umask(tmp_path, source, umask, mode):
+def test_every_format_honours_the_umask(tmp_path, source, umask, mode, weight_file_names):
     old = os.umask(umask)
     try:
         for fmt in FORMATS:
-            assert main(["convert", str(source), str(tmp_path / fmt / FILE_NAMES[fmt])]) == 0
+            assert main(["convert", str(source), str(tmp_path / fmt / weight_file_names[fmt])]) == 0
     finally:
         os.umask(old)
     modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*") if p.is_file()}
@@ -118,11 +110,11 @@ def test_every_format_honours_the_umask(tmp_path, source, umask, mode):
     assert len(modes) == len(FORMATS) + 2  # tf1: .index, .data-00000-of-00001 and the state file
 
 
-def test_the_same_conversion_twice_gives_the_same_bytes(tmp_path, source):
+def test_the_same_conversion_twice_gives_the_same_bytes(tmp_path, source, weight_file_names):
     """Every format; 2.1 s apart, so that a time stamp (zip dates are 2 s apart) would show."""
     for run in ("a", "b"):
         for fmt in FORMATS:
-            assert main(["convert", str(source), str(tmp_path / run / fmt / FILE_NAMES[fmt])]) == 0
+            assert main(["convert", str(source), str(tmp_path / run / fmt / weight_file_names[fmt])]) == 0
         if run == "a":
             time.sleep(2.1)
     first, second = tmp_path / "a", tmp_path / "b"

@@ -12,15 +12,6 @@ from signs.convert import FORMATS, detect_format, load_weights, params_from_mode
 pytest.importorskip("tensorflow", reason="TensorFlow not installed: keras and tf1 formats need it")
 pytest.importorskip("torch", reason="PyTorch not installed: the torch format needs it")
 
-FILE_NAMES = {
-    "safetensors": "w.safetensors",
-    "npz": "w.npz",
-    "keras": "w.weights.h5",
-    "torch": "w.pt",
-    "tf1": "model.ckpt",
-}
-
-
 def assert_bitwise(expected, got):
     for name, value in expected.items():
         assert got[name].dtype == value.dtype, name
@@ -34,8 +25,8 @@ def params():
 
 
 @pytest.mark.parametrize("src,dst", list(itertools.permutations(FORMATS, 2)))
-def test_every_pair_round_trips_bitwise(tmp_path, params, src, dst):
-    src_path, dst_path = tmp_path / "a" / FILE_NAMES[src], tmp_path / "b" / FILE_NAMES[dst]
+def test_every_pair_round_trips_bitwise(tmp_path, params, src, dst, weight_file_names):
+    src_path, dst_path = tmp_path / "a" / weight_file_names[src], tmp_path / "b" / weight_file_names[dst]
     save_weights(params, src_path)
     assert detect_format(src_path) == src
     loaded, _ = load_weights(src_path)
@@ -56,16 +47,16 @@ def params64():
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_float64_round_trips_bitwise(tmp_path, params64, fmt):
+def test_float64_round_trips_bitwise(tmp_path, params64, fmt, weight_file_names):
     params = params64
-    save_weights(params, tmp_path / FILE_NAMES[fmt])
-    assert_bitwise(params, load_weights(tmp_path / FILE_NAMES[fmt])[0])
+    save_weights(params, tmp_path / weight_file_names[fmt])
+    assert_bitwise(params, load_weights(tmp_path / weight_file_names[fmt])[0])
 
 
-def test_cli_convert_chain_through_every_format(tmp_path, capsys):
+def test_cli_convert_chain_through_every_format(tmp_path, capsys, weight_file_names):
     """safetensors -> npz -> keras -> torch -> tf1 -> safetensors with `signs convert`."""
     chain = ["safetensors", "npz", "keras", "torch", "tf1", "safetensors"]
-    paths = [tmp_path / f"{i}_{FILE_NAMES[f]}" for i, f in enumerate(chain)]
+    paths = [tmp_path / f"{i}_{weight_file_names[f]}" for i, f in enumerate(chain)]
     assert main(["init", str(paths[0]), "--course"]) == 0
     for src, dst in zip(paths, paths[1:]):
         assert main(["convert", str(src), str(dst)]) == 0
