@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from training_helpers import SMALL
+from signs.cli import main
+from training_helpers import CLI_BACKEND, SMALL, backend_or_skip, train_argv
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +40,13 @@ def small_data(fast_data_dir):
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def two_epoch_run(fast_data_dir, tmp_path_factory):
+    """A complete 2-epoch course run through the CLI (``train_argv``): its run folder. Shared by
+    the CLI and fault tests, which only read it or check that a refused command left it as it was."""
+    backend_or_skip(CLI_BACKEND)
+    out = tmp_path_factory.mktemp("two-epoch-run")
+    assert main(train_argv(fast_data_dir, out, "--epochs", "2")) == 0
+    return out

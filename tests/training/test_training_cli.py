@@ -18,18 +18,17 @@ from signs.checkpoint import load_checkpoint
 from signs.cli import main
 from signs.training.driver import WEIGHTS_NAME
 from signs.training.summary import METRICS_NAME
-from training_helpers import PNG_SIGNATURE, assert_params_bitwise_equal, backend_or_skip, trainer_proxy
+from training_helpers import (
+    CLI_BACKEND,
+    CLI_LIMIT,
+    PNG_SIGNATURE,
+    assert_params_bitwise_equal,
+    backend_or_skip,
+    train_argv,
+    trainer_proxy,
+)
 
 pytestmark = pytest.mark.data
-
-BACKEND = "numpy"  # the fastest to start; every backend is covered in test_training_backends.py
-LIMIT = 64  # one batch of 64 per epoch: the n-th Trainer step is epoch n - 1
-
-
-def train_argv(data_dir, out, *extra) -> list[str]:
-    return ["train", "--backend", BACKEND, "--data", str(data_dir), "--limit", str(LIMIT),
-            "--eval-every", "0", "--out", str(out), "--no-progress", *extra]
-
 
 def run_cli(capfd, argv) -> tuple[int, str, str]:
     code = main(argv)
@@ -37,17 +36,8 @@ def run_cli(capfd, argv) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-@pytest.fixture(scope="module")
-def two_epoch_run(fast_data_dir, tmp_path_factory):
-    """A 2-epoch course run through the CLI: its run folder."""
-    backend_or_skip(BACKEND)
-    out = tmp_path_factory.mktemp("cli-run")
-    assert main(train_argv(fast_data_dir, out, "--epochs", "2")) == 0
-    return out
-
-
 def test_train_prints_course_lines_and_data_files(fast_data_dir, tmp_path, capfd):
-    backend_or_skip(BACKEND)
+    backend_or_skip(CLI_BACKEND)
     code, out, err = run_cli(capfd, train_argv(fast_data_dir, tmp_path / "run", "--epochs", "1"))
     assert code == 0, err
     assert "data used:" in out and "train_signs.h5" in out and "test_signs.h5" in out
@@ -86,7 +76,7 @@ def test_resume_refuses_another_recipe(fast_data_dir, two_epoch_run, capfd, chan
 def test_resume_refuses_another_backend(fast_data_dir, two_epoch_run, capfd):
     backend_or_skip("torch")
     argv = train_argv(fast_data_dir, two_epoch_run, "--epochs", "2", "--resume")
-    argv[argv.index(BACKEND)] = "torch"
+    argv[argv.index(CLI_BACKEND)] = "torch"
     code, _, err = run_cli(capfd, argv)
     assert code == 2 and "backend differs: the checkpoint has 'numpy', this run asks for 'torch'" in err
 
@@ -120,7 +110,7 @@ def test_huge_learning_rate_stops_with_clear_error(fast_data_dir, tmp_path, capf
 
 
 def test_nan_batch_cost_keeps_last_good_checkpoint(fast_data_dir, two_epoch_run, tmp_path, capfd, monkeypatch):
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
 
     def nan_at_second_step(n, real_step):
         cost = real_step()
@@ -137,7 +127,7 @@ def test_nan_batch_cost_keeps_last_good_checkpoint(fast_data_dir, two_epoch_run,
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(fast_data_dir, tmp_path, capfd, monkeypatch):
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
 
     def interrupt_second_step(n, real_step):
         if n == 2:
@@ -155,7 +145,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(fast_data_dir, tmp_path, capfd,
 def test_improved_recipe_augments_and_resumes_bitwise(fast_data_dir, two_epoch_run, tmp_path, capfd, monkeypatch):
     """Augmentation and the cosine schedule are seeded per batch:
     an interrupted improved run resumes bitwise."""
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
     schedule = "cosine"
     extra = ("--recipe", "improved", "--epochs", "2", "--schedule", schedule)
     whole = tmp_path / "whole"
@@ -182,7 +172,7 @@ def test_improved_recipe_augments_and_resumes_bitwise(fast_data_dir, two_epoch_r
 
 
 def test_cosine_schedule_changes_learning_rate(fast_data_dir, tmp_path):
-    backend_or_skip(BACKEND)
+    backend_or_skip(CLI_BACKEND)
     out = tmp_path / "run"
     assert main(train_argv(fast_data_dir, out, "--epochs", "2", "--schedule", "cosine")) == 0
     rates = [r["learning_rate"] for r in json.loads((out / METRICS_NAME).read_text())["epochs"]]
@@ -194,8 +184,8 @@ def test_cosine_schedule_changes_learning_rate(fast_data_dir, tmp_path):
 
 def test_evaluate_reports_accuracy_and_confusion(fast_data_dir, two_epoch_run, tmp_path, capfd):
     weights = two_epoch_run / WEIGHTS_NAME
-    argv = ["evaluate", "--weights", str(weights), "--backend", BACKEND, "--data", str(fast_data_dir),
-            "--limit", str(LIMIT), "--out", str(tmp_path)]
+    argv = ["evaluate", "--weights", str(weights), "--backend", CLI_BACKEND, "--data", str(fast_data_dir),
+            "--limit", str(CLI_LIMIT), "--out", str(tmp_path)]
     code, out, err = run_cli(capfd, argv)
     assert code == 0, err
     assert "data used:" in out and "true\\pred" in out and "Test Accuracy" in out
@@ -204,7 +194,7 @@ def test_evaluate_reports_accuracy_and_confusion(fast_data_dir, two_epoch_run, t
     assert summary["splits"]["train"]["accuracy"] == final["train_accuracy"]
     assert summary["splits"]["test"]["accuracy"] == final["test_accuracy"]
     matrix = np.array(summary["splits"]["test"]["confusion_matrix"])
-    assert matrix.shape == (6, 6) and matrix.sum() == LIMIT and np.trace(matrix) / LIMIT == final["test_accuracy"]
+    assert matrix.shape == (6, 6) and matrix.sum() == CLI_LIMIT and np.trace(matrix) / CLI_LIMIT == final["test_accuracy"]
     per_class = summary["splits"]["test"]["per_class_accuracy"]
     np.testing.assert_allclose(per_class, matrix.diagonal() / matrix.sum(axis=1))
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -215,7 +205,7 @@ def test_evaluate_reports_accuracy_and_confusion(fast_data_dir, two_epoch_run, t
 def test_predict_prints_class_and_probabilities(fast_data_dir, two_epoch_run, tmp_path, capfd):
     from reference.data.dataset import load_signs
 
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
     test = load_signs(fast_data_dir, splits=("test",), progress=False)
     pixels = np.round(test.X_test[:2] * 255).astype(np.uint8)
     exact = tmp_path / "exact.png"
@@ -225,7 +215,7 @@ def test_predict_prints_class_and_probabilities(fast_data_dir, two_epoch_run, tm
     missing = tmp_path / "missing.jpg"
     weights = two_epoch_run / WEIGHTS_NAME
 
-    code, out, err = run_cli(capfd, ["predict", "--weights", str(weights), "--backend", BACKEND,
+    code, out, err = run_cli(capfd, ["predict", "--weights", str(weights), "--backend", CLI_BACKEND,
                                       str(exact), str(missing), str(big)])
     assert code == 2  # one image failed; the others are still classified
     assert err.strip() == f"signs predict: error: {missing}: no such image file"

@@ -12,18 +12,9 @@ from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.cli import main
 from signs.training.driver import RUN_FILES, WEIGHTS_NAME
-from training_helpers import assert_params_bitwise_equal, backend_or_skip, trainer_proxy
+from training_helpers import CLI_BACKEND, assert_params_bitwise_equal, backend_or_skip, train_argv, trainer_proxy
 
 pytestmark = pytest.mark.data
-
-BACKEND = "numpy"
-LIMIT = 64  # one batch per epoch
-
-
-def train_argv(data_dir, out, *extra) -> list[str]:
-    return ["train", "--backend", BACKEND, "--data", str(data_dir), "--limit", str(LIMIT),
-            "--eval-every", "0", "--out", str(out), "--no-progress", *extra]
-
 
 def one_error_line(capfd, command: str) -> str:
     err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
@@ -34,15 +25,6 @@ def one_error_line(capfd, command: str) -> str:
 
 def snapshot(folder) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-@pytest.fixture(scope="module")
-def finished_run(fast_data_dir, tmp_path_factory):
-    """A complete 2-epoch run folder."""
-    backend_or_skip(BACKEND)
-    out = tmp_path_factory.mktemp("finished")
-    assert main(train_argv(fast_data_dir, out, "--epochs", "2")) == 0
-    return out
 
 
 def interrupt_at(step: int):
@@ -58,7 +40,7 @@ def interrupt_at(step: int):
 
 
 def test_an_interrupted_run_leaves_the_last_completed_epochs_weights(fast_data_dir, tmp_path, capfd, monkeypatch):
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
     monkeypatch.setattr("signs.backends.get_backend", lambda _name: trainer_proxy(backend, interrupt_at(3)))
     out = tmp_path / "run"
     assert main(train_argv(fast_data_dir, out, "--epochs", "3")) == 130
@@ -74,7 +56,7 @@ def test_an_interrupted_run_leaves_the_last_completed_epochs_weights(fast_data_d
 
 def test_weights_follow_every_epoch_even_without_a_clean_exit(fast_data_dir, tmp_path, monkeypatch):
     """A hard kill (no exception handler runs) after epoch 1: weights.safetensors is epoch 1's."""
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
 
     def killed(n, real_step):
         if n == 2:
@@ -90,15 +72,15 @@ def test_weights_follow_every_epoch_even_without_a_clean_exit(fast_data_dir, tmp
     assert load_checkpoint(out / "checkpoint.npz").epoch == 1
 
 
-def test_force_keeps_the_old_run_until_the_new_one_has_started(fast_data_dir, finished_run, tmp_path, capfd, monkeypatch):
+def test_force_keeps_the_old_run_until_the_new_one_has_started(fast_data_dir, two_epoch_run, tmp_path, capfd, monkeypatch):
     import shutil
 
     out = tmp_path / "run"
-    shutil.copytree(finished_run, out)
+    shutil.copytree(two_epoch_run, out)
     before = snapshot(out)
     assert sorted(before) == sorted(RUN_FILES)
 
-    backend = backend_or_skip(BACKEND)
+    backend = backend_or_skip(CLI_BACKEND)
 
     class BrokenTrainer:
         def __init__(self, *args, **kwargs):
@@ -116,12 +98,12 @@ def test_force_keeps_the_old_run_until_the_new_one_has_started(fast_data_dir, fi
 
 
 @pytest.mark.parametrize("epochs", ["1", "2"])
-def test_resume_of_a_complete_run_is_refused(fast_data_dir, finished_run, capfd, epochs):
-    before = snapshot(finished_run)
-    assert main(train_argv(fast_data_dir, finished_run, "--epochs", epochs, "--resume")) == 2
+def test_resume_of_a_complete_run_is_refused(fast_data_dir, two_epoch_run, capfd, epochs):
+    before = snapshot(two_epoch_run)
+    assert main(train_argv(fast_data_dir, two_epoch_run, "--epochs", epochs, "--resume")) == 2
     line = one_error_line(capfd, "train")
     assert f"has completed 2 epochs and --epochs asks for {epochs}: nothing to train" in line
-    assert snapshot(finished_run) == before
+    assert snapshot(two_epoch_run) == before
 
 
 @pytest.mark.parametrize("bad", [["--lr", "inf"], ["--lr", "nan"], ["--lr", "-1"], ["--limit", "0"],
@@ -137,7 +119,7 @@ def test_bad_arguments_are_refused_before_the_disk_is_touched(tmp_path, capfd, m
     assert not out.exists()
 
 
-def test_a_bad_resume_is_refused_before_the_data_is_loaded(fast_data_dir, finished_run, tmp_path, capfd, monkeypatch):
+def test_a_bad_resume_is_refused_before_the_data_is_loaded(fast_data_dir, two_epoch_run, tmp_path, capfd, monkeypatch):
     import shutil
 
     def no_data(*args, **kwargs):
@@ -145,7 +127,7 @@ def test_a_bad_resume_is_refused_before_the_data_is_loaded(fast_data_dir, finish
 
     monkeypatch.setattr("reference.data.dataset.load_signs", no_data)
     out = tmp_path / "run"
-    shutil.copytree(finished_run, out)
+    shutil.copytree(two_epoch_run, out)
     assert main(train_argv(fast_data_dir, out, "--epochs", "5", "--resume", "--lr", "0.001")) == 2
     assert "recipe.learning_rate differs" in one_error_line(capfd, "train")
 
@@ -153,11 +135,11 @@ def test_a_bad_resume_is_refused_before_the_data_is_loaded(fast_data_dir, finish
 # ------------------------------------------------------------------ 13.6 damaged checkpoints, via the CLI
 
 
-def test_resume_from_a_truncated_checkpoint_is_one_line(fast_data_dir, finished_run, tmp_path, capfd):
+def test_resume_from_a_truncated_checkpoint_is_one_line(fast_data_dir, two_epoch_run, tmp_path, capfd):
     import shutil
 
     out = tmp_path / "run"
-    shutil.copytree(finished_run, out)
+    shutil.copytree(two_epoch_run, out)
     checkpoint = out / "checkpoint.npz"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     before = snapshot(out)
@@ -208,19 +190,19 @@ def test_train_full_disk_mid_run_is_one_line_and_keeps_the_last_good_files(fast_
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", WEIGHTS_NAME]  # no partial file
 
 
-def test_evaluate_falls_back_to_the_working_directory(fast_data_dir, finished_run, tmp_path, capfd, monkeypatch):
-    weights_dir = str(finished_run)
+def test_evaluate_falls_back_to_the_working_directory(fast_data_dir, two_epoch_run, tmp_path, capfd, monkeypatch):
+    weights_dir = str(two_epoch_run)
     real_access = os.access
     monkeypatch.setattr("os.access", lambda path, mode: False if str(path) == weights_dir else real_access(path, mode))
     monkeypatch.chdir(tmp_path)
-    before = snapshot(finished_run)
-    argv = ["evaluate", "--weights", str(finished_run / WEIGHTS_NAME), "--data", str(fast_data_dir),
+    before = snapshot(two_epoch_run)
+    argv = ["evaluate", "--weights", str(two_epoch_run / WEIGHTS_NAME), "--data", str(fast_data_dir),
             "--limit", "8", "--split", "test"]
     assert main(argv) == 0
     out = capfd.readouterr().out
     assert "note: cannot write next to the weights" in out and f"writing to {tmp_path} instead" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "evaluation.json"]
-    assert snapshot(finished_run) == before
+    assert snapshot(two_epoch_run) == before
     monkeypatch.setattr("reference.data.dataset.load_signs", _no_data)
     assert main(argv + ["--out", weights_dir]) == 2  # an explicit --out is not second-guessed
     assert f"no write permission in {weights_dir}" in one_error_line(capfd, "evaluate")

@@ -11,6 +11,14 @@ import pytest
 BACKEND_NAMES = ("numpy", "tf", "torch")
 SMALL = 128  # examples per split in the training tests (2 batches of 64): TF is slow
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CLI_BACKEND = "numpy"  # the CLI tests' backend, the fastest to start; every backend: test_training_backends.py
+CLI_LIMIT = 64  # examples per split in the CLI tests: one batch of 64 per epoch, so step n is epoch n - 1
+
+
+def train_argv(data_dir, out, *extra) -> list[str]:
+    """``signs train`` arguments for a quiet CLI run: CLI_BACKEND, CLI_LIMIT examples, no mid-run evaluation."""
+    return ["train", "--backend", CLI_BACKEND, "--data", str(data_dir), "--limit", str(CLI_LIMIT),
+            "--eval-every", "0", "--out", str(out), "--no-progress", *extra]
 
 
 def backend_or_skip(name: str):
