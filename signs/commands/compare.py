@@ -26,24 +26,19 @@ DESCRIPTION = (
 
 
 def register(subparsers) -> None:
+    from signs.cli_args import add_check_input_arguments
+
     parser = subparsers.add_parser(
         "compare", help="check your own port of the course net against the reference and name the "
         "porting trap behind any difference (executes the candidate file)",
         description=DESCRIPTION)
     parser.add_argument("candidate", metavar="CANDIDATE",
                         help="FILE.py:NAME, FILE.keras or FILE.py (TF1); FILE.py is executed")
-    parser.add_argument("--weights", metavar="FILE",
-                        help="weights to give the candidate (.safetensors, .npz, .weights.h5, .pt, "
-                        "TF1 .ckpt); default: the course-exact initial weights")
+    add_check_input_arguments(parser, "to give the candidate")
     parser.add_argument("--own-weights", action="store_true",
                         help="keep the weights the candidate was built or loaded with, move them to "
                         "canonical layout and compare them with --weights too (a checkpoint "
                         "conversion check)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="use the test images of DIR (X / 255, one-hot labels) instead of the "
-                        "course vectors, e.g. --data ../shared/data/signs")
-    parser.add_argument("--batch", type=int, metavar="N",
-                        help="examples (default: 2 course vectors, or all test images with --data)")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                         help="precision(s) to check (default: both; float64 is the ground truth)")
     parser.add_argument("--steps", type=int, default=0, metavar="K",

@@ -14,7 +14,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from signs.cli_args import add_max_images_argument
+    from signs.cli_args import add_check_input_arguments, add_max_images_argument
 
     parser = subparsers.add_parser(
         "verify",
@@ -28,17 +28,8 @@ def register(subparsers) -> None:
         "two largest cells are a near-tie (proven by re-routing the NumPy reference) show as "
         "tie* and pass unless --strict.",
     )
-    parser.add_argument("--weights", metavar="FILE",
-                        help="weights to verify (.safetensors, .npz, .weights.h5, .pt, TF1 .ckpt); "
-                        "default: the course-exact initial weights")
-    parser.add_argument("--data", metavar="DIR",
-                        help="use the test images of data directory DIR (test_signs.h5 or an image "
-                        "folder test/ or jpg/test/; X / 255, one-hot labels) instead of the course "
-                        "vectors, e.g. --data ../shared/data/signs")
+    add_check_input_arguments(parser, "to verify")
     add_max_images_argument(parser)
-    parser.add_argument("--batch", type=int, metavar="N",
-                        help="examples per check (default: 2 course vectors, or all test images "
-                        "with --data)")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                         help="precision(s) to check (default: both)")
     parser.add_argument("--steps", type=int, default=0, metavar="K",
