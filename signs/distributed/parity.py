@@ -51,6 +51,32 @@ def worst_errors(single: list[dict], parallel: list[dict]) -> dict[str, float]:
 # torch DDP
 
 
+def _positive_counts(name: str, values) -> tuple[int, ...]:
+    """``values`` as a non-empty tuple of ints >= 1 (world sizes, replica counts), else ValueError."""
+    counts = tuple(int(n) for n in values)
+    if not counts or min(counts) < 1:
+        raise ValueError(f"{name}: expected positive integers, got {values!r}")
+    return counts
+
+
+def _trajectory_job(params, X, Y, steps, dtypes, out_path, train: TrainSpec, spec: ModelSpec, **counts) -> dict:
+    """What every spawned process of a trajectory run receives (dtypes by name: picklable, exact)."""
+    return dict(params=params, X=X, Y=Y, steps=int(steps), **counts,
+                dtypes=tuple(np.dtype(d).name for d in dtypes), out_path=str(out_path), train=train, spec=spec)
+
+
+def _spawn(worker, processes: int, job: dict, failure: str) -> None:
+    """Run ``worker(job)`` in ``processes`` spawned processes; a stop is re-raised as
+    KeyboardInterrupt, any non-zero exit as RuntimeError("<failure>: exit codes [...]")."""
+    from signs.distributed.launch import spawn_workers
+
+    outcome = spawn_workers(worker, processes, (job,))
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    if any(code != 0 for code in outcome.exit_codes):
+        raise RuntimeError(f"{failure}: exit codes {outcome.exit_codes}")
+
+
 def torch_ddp_trajectories(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, steps: int, *,
                            world_sizes: tuple[int, ...], dtypes: tuple = (np.float64,), out_path: str | os.PathLike,
                            train: TrainSpec = COURSE_TRAINING, spec: ModelSpec = COURSE_MODEL) -> dict[str, np.ndarray]:
@@ -63,18 +89,9 @@ def torch_ddp_trajectories(params: dict[str, np.ndarray], X: np.ndarray, Y: np.n
     ``params``, ``X``, ``Y`` are float64 and cast to each dtype; ``spec`` is the network they fit
     (a smaller ``COURSE_MODEL.with_input(...)`` makes a fast test).
     """
-    from signs.distributed.launch import spawn_workers
-
-    world_sizes = tuple(int(n) for n in world_sizes)
-    if not world_sizes or min(world_sizes) < 1:
-        raise ValueError(f"world_sizes: expected positive integers, got {world_sizes!r}")
-    job = dict(params=params, X=X, Y=Y, steps=int(steps), world_sizes=world_sizes,
-               dtypes=tuple(np.dtype(d).name for d in dtypes), out_path=str(out_path), train=train, spec=spec)
-    outcome = spawn_workers(_torch_trajectory_rank, max(world_sizes), (job,))
-    if outcome.interrupted:
-        raise KeyboardInterrupt
-    if any(code != 0 for code in outcome.exit_codes):
-        raise RuntimeError(f"torch DDP ranks failed: exit codes {outcome.exit_codes}")
+    world_sizes = _positive_counts("world_sizes", world_sizes)
+    job = _trajectory_job(params, X, Y, steps, dtypes, out_path, train, spec, world_sizes=world_sizes)
+    _spawn(_torch_trajectory_rank, max(world_sizes), job, "torch DDP ranks failed")
     with np.load(out_path, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}
 
@@ -96,10 +113,7 @@ def _torch_trajectory_rank(job: dict) -> int:
             for dtype in job["dtypes"]:
                 trainer = DDPTrainer(cast_arrays(job["params"], dtype), train=job["train"], spec=job["spec"],
                                      group=group)
-                X, Y = job["X"].astype(dtype), job["Y"].astype(dtype)
-                trajectory = single_trajectory(trainer, X, Y, job["steps"], job["train"])
-                for step, weights in enumerate(trajectory, start=1):
-                    records.update({trajectory_key(world_size, dtype, step, n): w for n, w in weights.items()})
+                trajectory = _run_trajectory(trainer, job, world_size, dtype, records)
                 records[f"{world_size}/{dtype}/rank_spread"] = np.array(_rank_spread(trajectory[-1], group))
         if rank == 0:
             _save_npz(job["out_path"], records)
@@ -107,6 +121,16 @@ def _torch_trajectory_rank(job: dict) -> int:
     finally:
         dist.destroy_process_group()
     return 0
+
+
+def _run_trajectory(trainer, job: dict, world_size: int, dtype: str, records: dict) -> list[dict]:
+    """``job["steps"]`` steps of ``trainer`` on the job's batch cast to ``dtype``: adds the weights
+    after each step to ``records`` (keys of :func:`trajectory_key`) and returns the trajectory."""
+    X, Y = job["X"].astype(dtype), job["Y"].astype(dtype)
+    trajectory = single_trajectory(trainer, X, Y, job["steps"], job["train"])
+    for step, weights in enumerate(trajectory, start=1):
+        records.update({trajectory_key(world_size, dtype, step, n): w for n, w in weights.items()})
+    return trajectory
 
 
 def _rank_spread(params: dict[str, np.ndarray], group) -> float:
@@ -144,18 +168,9 @@ def tf_mirror_trajectories(params: dict[str, np.ndarray], X: np.ndarray, Y: np.n
     the keys of :func:`torch_ddp_trajectories` (``"<n>/<dtype>/rank_spread"``: the largest
     difference between any replica's copy of a weight and replica 0's).
     """
-    from signs.distributed.launch import spawn_workers
-
-    counts = tuple(int(n) for n in replica_counts)
-    if not counts or min(counts) < 1:
-        raise ValueError(f"replica_counts: expected positive integers, got {replica_counts!r}")
-    job = dict(params=params, X=X, Y=Y, steps=int(steps), replica_counts=counts,
-               dtypes=tuple(np.dtype(d).name for d in dtypes), out_path=str(out_path), train=train, spec=spec)
-    outcome = spawn_workers(_tf_trajectory_process, len(counts), (job,))
-    if outcome.interrupted:
-        raise KeyboardInterrupt
-    if any(code != 0 for code in outcome.exit_codes):
-        raise RuntimeError(f"the tf.distribute processes failed: exit codes {outcome.exit_codes}")
+    counts = _positive_counts("replica_counts", replica_counts)
+    job = _trajectory_job(params, X, Y, steps, dtypes, out_path, train, spec, replica_counts=counts)
+    _spawn(_tf_trajectory_process, len(counts), job, "the tf.distribute processes failed")
     records = {}
     for count in counts:
         with np.load(_part_path(out_path, count), allow_pickle=False) as archive:
@@ -185,10 +200,7 @@ def _tf_trajectory_process(job: dict) -> int:
     for dtype in job["dtypes"]:
         trainer = MirroredTrainer(cast_arrays(job["params"], dtype), train=job["train"], spec=job["spec"],
                                   strategy=strategy)
-        X, Y = job["X"].astype(dtype), job["Y"].astype(dtype)
-        trajectory = single_trajectory(trainer, X, Y, job["steps"], job["train"])
-        for step, weights in enumerate(trajectory, start=1):
-            records.update({trajectory_key(count, dtype, step, n): w for n, w in weights.items()})
+        _run_trajectory(trainer, job, count, dtype, records)
         records[f"{count}/{dtype}/rank_spread"] = np.array(_replica_spread(trainer))
     _save_npz(_part_path(job["out_path"], count), records)
     return 0
