@@ -297,8 +297,13 @@ def confirm_routing(backend: str, backend_results: dict, reference: dict, params
     """
     if agreement is None:
         agreement = lambda grads: _worst_agreement(grads, backend_results, GRADIENT_NAMES, dtype)
-    if backend == REFERENCE:
+    if backend == REFERENCE and agreement is None:
         return Confirmation(backend, True, [], 0.0, None, "the reference itself")
+    if backend == REFERENCE:  # e.g. the NumPy Trainer's step: its own code, checked too
+        ok, worst, worst_name = agreement(rerouted_backward(params, X, Y, reference, (), spec))
+        reason = "" if ok else (f"the NumPy reference (not re-routed) differs from {backend}'s "
+                                f"own result: {worst_name} {format_number(worst, 2)}")
+        return Confirmation(backend, ok, [], worst, worst_name, reason)
     reroutes, bands = [], {}
     for pool, name in _pools(spec):
         bands[name] = tie_band(reference[name], backend_results[name], name, dtype)
@@ -336,6 +341,9 @@ def _explain(pair, failing_names, near, confirmations, n_windows, recomputed: st
         lines.append(f"  ... and {n_windows - _MAX_NOTED_WINDOWS} more")
     for side in pair:
         conf = confirmations[side]
+        if side == REFERENCE and conf.worst_name is not None:
+            lines.append(f"  the NumPy reference {recomputed} (not re-routed) agrees with {side}'s "
+                         f"own to {format_number(conf.worst, 1)} (worst: {conf.worst_name})")
         if side == REFERENCE:
             continue
         lines.append(f"  the NumPy reference {recomputed} re-routed {side}'s way "
