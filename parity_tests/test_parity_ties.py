@@ -249,3 +249,26 @@ def test_a_scaled_dW1_in_a_single_step_next_to_a_near_tie_stays_fail(all_three_b
     assert all(pair not in report.ties for pair in victim_pairs), report.summary()
     assert any(report.verdict_of(pair, "m.W1") == "FAIL" for pair in victim_pairs)
     assert any("is not a near-tie" in note and victim in note for note in report.notes)
+
+
+def test_a_quantity_tied_at_one_step_but_failing_unexplained_at_another_stays_fail():
+    """The worst-step report keeps one comparison per (pair, quantity): a proven tie at step 1
+    (m.W1 off by 3e-4) must not excuse an unexplained m.W1 failure at step 2 (off by 2e-4,
+    smaller, so the tie's comparison is the one shown)."""
+    from signs.verify.adam_steps import TRAINING_NAMES, _StepTies, compare_training
+
+    def step_report(m_w1_error, tied):
+        flat = {name: np.ones((2, 2), np.float32) for name in TRAINING_NAMES if name not in ("costs", "t")}
+        flat.update(costs=np.ones(1, np.float32), t=np.asarray(1, np.float32))
+        other = {name: value.copy() for name, value in flat.items()}
+        other["m.W1"] = other["m.W1"] * np.float32(1 + m_w1_error)
+        report = compare_training({"numpy": flat, "torch": other}, np.float32)
+        if tied:
+            report.ties[("numpy", "torch")] = {"names": ["m.W1"], "explanation": "proven"}
+        return report
+
+    ties = _StepTies()
+    ties.add(0, step_report(3e-4, tied=True))
+    assert ties.merged()[("numpy", "torch")]["names"] == ["m.W1"]
+    ties.add(1, step_report(2e-4, tied=False))
+    assert ties.merged()[("numpy", "torch")]["names"] == []

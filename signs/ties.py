@@ -19,6 +19,12 @@ all of these hold (:func:`classify_ties`):
     limited to cells inside the tie band; the cell is inferred as the side's own first maximum,
     or else the runner-up of the reference window (each candidate assignment is tried).
 
+The float32 single Adam steps are proven the same way (:func:`classify_step_ties`): (a) is the
+step's forward pass (and its cost), (c) re-runs the NumPy reference *step*: the re-routed backward,
+then the reference Adam update from the same state, which must reproduce the side's parameters and
+moments within the Adam tolerance; the NumPy side, whose Trainer is code of its own, must match the
+un-routed reference step.
+
 For a pair without NumPy (tf-torch), (c) confirms each side against the re-routed reference
 separately (the numpy-tf and numpy-torch proofs). The reference is computed here when NumPy is
 not among the compared backends. Anything else (a forward failure, a window outside the band, a
@@ -295,10 +301,10 @@ def confirm_routing(backend: str, backend_results: dict, reference: dict, params
         gradients at their parity tolerance (an Adam step check passes one that applies the
         step and compares the parameters and moments, :func:`classify_step_ties`).
     """
-    if agreement is None:
-        agreement = lambda grads: _worst_agreement(grads, backend_results, GRADIENT_NAMES, dtype)
     if backend == REFERENCE and agreement is None:
         return Confirmation(backend, True, [], 0.0, None, "the reference itself")
+    if agreement is None:
+        agreement = lambda grads: _worst_agreement(grads, backend_results, GRADIENT_NAMES, dtype)
     if backend == REFERENCE:  # e.g. the NumPy Trainer's step: its own code, checked too
         ok, worst, worst_name = agreement(rerouted_backward(params, X, Y, reference, (), spec))
         reason = "" if ok else (f"the NumPy reference (not re-routed) differs from {backend}'s "
@@ -440,6 +446,10 @@ def classify_ties(report, results_by_backend: dict, params: dict, X: np.ndarray,
                         lambda side: None, "backward")
 
 
+def _copies(arrays: dict) -> dict:
+    return {name: np.array(value, copy=True) for name, value in arrays.items()}
+
+
 def _reference_step(params: dict, state: dict, grads: dict, train: TrainSpec) -> dict:
     """The reference Adam update (reference.adam.Adam) of ``params`` from ``state`` by ``grads``.
 
@@ -447,9 +457,8 @@ def _reference_step(params: dict, state: dict, grads: dict, train: TrainSpec) ->
     ``v.W1 ...`` (canonical layouts, the params' dtype), as signs.verify.adam_steps flattens.
     """
     optimizer = Adam.from_spec(train)
-    optimizer.load_state_dict({"t": state["t"], "m": {k: np.array(v, copy=True) for k, v in state["m"].items()},
-                               "v": {k: np.array(v, copy=True) for k, v in state["v"].items()}})
-    stepped = {name: np.array(params[name], copy=True) for name in PARAM_NAMES}
+    optimizer.load_state_dict({"t": state["t"], "m": _copies(state["m"]), "v": _copies(state["v"])})
+    stepped = _copies({name: params[name] for name in PARAM_NAMES})
     optimizer.step(stepped, grads)
     flat = dict(stepped)
     for moment, arrays in (("m", optimizer.m), ("v", optimizer.v)):
