@@ -173,6 +173,66 @@ def test_float64_differences_are_never_ties(tie_case):
 
 
 # ----- The single-step Adam check (signs.verify.adam_steps.single_steps_report) -----------------
+# A crafted near-tie, no data: one image, zero except two 4x4x3 patches inside pool1's first window
+# whose conv1 channel-0 outputs at cells (1, 1) and (5, 5) are equal in exact arithmetic up to a
+# few ulps (every product of the patch with W1's channel 0 is positive, so the partial sums of the
+# neighbouring cells are smaller). Nudged by 16 ulps, numpy's summation order puts (5, 5) 2.4e-07
+# above (1, 1), tf's and torch's put it below: they route the window to different cells, and one
+# Adam step from zero moments gives m.W1 = (1 - beta1) dW1 differing by about 30%.
+CRAFTED_NUDGE_ULPS = 16  # found by scanning -40..40 ulps for a routing difference (numpy vs torch)
+
+
+def crafted_tie_batch(params: dict, nudge_ulps: int = CRAFTED_NUDGE_ULPS, channel: int = 0):
+    """X (1, 64, 64, 3) NHWC float32 with a pool1 near-tie in window (0, 0, 0, ``channel``), and
+    Y (1, 6) one-hot. ``params``: canonical float32 (the patches follow W1's signs)."""
+    kernel = params["W1"][:, :, :, channel].astype(np.float64)  # (4, 4, 3) HWI
+    rng = np.random.default_rng(0)
+    rng.uniform(0.2, 1.0, size=(2, 4, 4, 3))  # the first draw had no routing difference
+    magnitudes = rng.uniform(0.2, 1.0, size=(2, 4, 4, 3))
+    first = np.sign(kernel) * magnitudes[0]
+    second = np.sign(kernel) * magnitudes[1]
+    second *= (first * kernel).sum() / (second * kernel).sum()  # equal conv outputs (exactly)
+    first, second = first.astype(np.float32), second.astype(np.float32)
+    for _ in range(nudge_ulps):
+        second[0, 0, 0] = np.nextafter(second[0, 0, 0], np.float32(np.inf))
+    X = np.zeros((1, 64, 64, 3), np.float32)
+    X[0, 0:4, 0:4], X[0, 4:8, 4:8] = first, second  # SAME 4x4: cells (1, 1) and (5, 5)
+    Y = np.zeros((1, 6), np.float32)
+    Y[0, 2] = 1
+    return X, Y
+
+
+def _crafted_step(backends):
+    from reference.init import course_init
+
+    params = course_init(dtype=np.float32)
+    X, Y = crafted_tie_batch(params)
+    return single_steps_report(backends, [(params, _zero_state(params))], [(X, Y)], np.float32)
+
+
+def _zero_state(params):
+    """Adam before its first step: t = 0, zero moments (canonical, the params' dtype)."""
+    zeros = {name: np.zeros_like(value) for name, value in params.items()}
+    return {"t": 0, "m": zeros, "v": {name: z.copy() for name, z in zeros.items()}}
+
+
+def test_a_crafted_near_tie_in_a_single_adam_step_is_a_tie_and_fails_strict(all_three_backends):
+    report = _crafted_step(all_three_backends)
+    assert report.ok and not report.strict_ok, report.summary()
+    for pair in (("numpy", "tf"), ("numpy", "torch")):
+        assert report.comparisons[pair]["m.W1"].max_rel > 1e-2  # the false alarm, unexplained
+        assert report.verdict_of(pair, "m.W1") == "tie"
+    assert "pool1 window (sample 0, row 0, col 0, channel 0): numpy -> cell (5, 5)" in report.summary()
+
+
+@pytest.mark.parametrize("victim", ["torch", "numpy"])
+def test_a_scaled_dW1_next_to_a_crafted_near_tie_stays_fail(all_three_backends, victim):
+    report = _crafted_step(_victim_scaling_dW1(all_three_backends, victim))
+    assert not report.ok, report.summary()
+    assert all(pair not in report.ties for pair in report.pairs if victim in pair), report.summary()
+    assert any("is not a near-tie" in note and victim in note for note in report.notes)
+
+
 # The false alarm of `signs verify --steps 8 --dtype float32 --data ...`: with the course's initial
 # weights on the 120 test images, step 7 (from the float64 state after 6 steps) has a pool1
 # near-tie (sample 14, row 1, col 2, channel 0: 0.227116689 vs 0.227116615, 7.5e-08 apart) that
