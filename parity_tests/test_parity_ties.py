@@ -233,6 +233,24 @@ def test_a_scaled_dW1_next_to_a_crafted_near_tie_stays_fail(all_three_backends, 
     assert any("is not a near-tie" in note and victim in note for note in report.notes)
 
 
+def test_a_wrong_cost_next_to_a_crafted_near_tie_is_never_a_tie(all_three_backends):
+    """A torch Trainer that reports its cost 1% too high: the cost is not something a routing
+    choice can change ((a) of the proof), so the pair stays FAIL although m.W1 is a near-tie."""
+    real = all_three_backends["torch"]
+
+    class Trainer(real.Trainer):
+        def step(self, X, Y):
+            return super().step(X, Y) * 1.01
+
+    backends = {**all_three_backends, "torch": types.SimpleNamespace(
+        NAME="torch", Trainer=Trainer, forward_backward=real.forward_backward)}
+    report = _crafted_step(backends)
+    assert report.verdict_of(("numpy", "torch"), "costs") == "FAIL" and not report.ok
+    assert ("numpy", "torch") not in report.ties
+    assert any("numpy-torch is not a near-tie: forward quantities fail: costs" in note
+               for note in report.notes)
+
+
 # The false alarm of `signs verify --steps 8 --dtype float32 --data ...`: with the course's initial
 # weights on the 120 test images, step 7 (from the float64 state after 6 steps) has a pool1
 # near-tie (sample 14, row 1, col 2, channel 0: 0.227116689 vs 0.227116615, 7.5e-08 apart) that
