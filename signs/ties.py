@@ -19,6 +19,12 @@ all of these hold (:func:`classify_ties`):
     limited to cells inside the tie band; the cell is inferred as the side's own first maximum,
     or else the runner-up of the reference window (each candidate assignment is tried).
 
+The float32 single Adam steps are proven the same way (:func:`classify_step_ties`): (a) is the
+step's forward pass (and its cost), (c) re-runs the NumPy reference *step*: the re-routed backward,
+then the reference Adam update from the same state, which must reproduce the side's parameters and
+moments within the Adam tolerance; the NumPy side, whose Trainer is code of its own, must match the
+un-routed reference step.
+
 For a pair without NumPy (tf-torch), (c) confirms each side against the re-routed reference
 separately (the numpy-tf and numpy-torch proofs). The reference is computed here when NumPy is
 not among the compared backends. Anything else (a forward failure, a window outside the band, a
@@ -31,14 +37,17 @@ Pure NumPy: built from the public functions of :mod:`reference.model` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
 from reference import fast_layers, model
+from reference.adam import Adam
 from reference.layers import PoolGeometry
 from reference.padding import pad_spatial
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, ModelSpec
-from signs.compare import compare, format_number
+from reference.spec import (ACTIVATION_NAMES, COURSE_MODEL, COURSE_TRAINING, GRADIENT_NAMES,
+                            PARAM_NAMES, ModelSpec, TrainSpec)
+from signs.compare import compare, compare_results, format_number
 from signs.tolerances import parity_tolerance
 
 __all__ = [
@@ -52,11 +61,16 @@ __all__ = [
     "rerouted_backward",
     "confirm_routing",
     "classify_ties",
+    "classify_step_ties",
 ]
 
 REFERENCE = "numpy"  # the backend whose results are the reference's own
 FORWARD_NAMES: tuple[str, ...] = tuple(ACTIVATION_NAMES) + ("cost",)
 _MAX_NOTED_WINDOWS = 3  # windows spelled out per pair in the explanation
+
+# Condition (c)'s test for one backend: re-routed reference gradients (GRADIENT_NAMES) ->
+# (every compared quantity within tolerance, worst relative error, its quantity's name).
+Agreement = Callable[[dict], tuple[bool, float, str]]
 
 
 def _pools(spec: ModelSpec):
@@ -238,11 +252,14 @@ class Confirmation:
                 "reroutes": [r.to_dict() for r in self.reroutes]}
 
 
-def _worst_gradient(grads: dict, theirs: dict, dtype) -> tuple[bool, float, str]:
-    """(all within tolerance, worst max_rel, its name) of the gradients, reference vs backend."""
+def _worst_agreement(ours: dict, theirs: dict, names, dtype,
+                     tolerances: dict | None = None) -> tuple[bool, float, str]:
+    """(all within tolerance, worst max_rel, its name) of ``names``, reference vs backend; the
+    parity tolerance of each name unless ``tolerances`` gives it."""
     worst, worst_name, ok = -1.0, "", True
-    for name in GRADIENT_NAMES:
-        c = compare(name, grads[name], theirs[name], dtype)
+    for name in names:
+        tolerance = None if tolerances is None else tolerances[name]
+        c = compare(name, ours[name], theirs[name], dtype, tolerance=tolerance)
         rel = np.inf if c.max_rel is None or np.isnan(c.max_rel) else c.max_rel
         ok = ok and c.ok
         if rel > worst:
@@ -272,16 +289,27 @@ def _candidate_assignments(reference_acts: dict, reroutes: list[Reroute], bands:
 
 
 def confirm_routing(backend: str, backend_results: dict, reference: dict, params: dict,
-                    X: np.ndarray, Y: np.ndarray, dtype, spec: ModelSpec = COURSE_MODEL) -> Confirmation:
+                    X: np.ndarray, Y: np.ndarray, dtype, spec: ModelSpec = COURSE_MODEL,
+                    agreement: Agreement | None = None) -> Confirmation:
     """(b) and (c) for one backend against the NumPy reference (see the module docstring).
 
     Parameters
     ----------
     backend_results, reference : forward_backward outputs (activations NHWC, gradients) of the
         backend and of the NumPy reference, same params (``dtype``), X, Y.
+    agreement : what the re-routed reference gradients must reproduce; default the backend's
+        gradients at their parity tolerance (an Adam step check passes one that applies the
+        step and compares the parameters and moments, :func:`classify_step_ties`).
     """
-    if backend == REFERENCE:
+    if backend == REFERENCE and agreement is None:
         return Confirmation(backend, True, [], 0.0, None, "the reference itself")
+    if agreement is None:
+        agreement = lambda grads: _worst_agreement(grads, backend_results, GRADIENT_NAMES, dtype)
+    if backend == REFERENCE:  # e.g. the NumPy Trainer's step: its own code, checked too
+        ok, worst, worst_name = agreement(rerouted_backward(params, X, Y, reference, (), spec))
+        reason = "" if ok else (f"the NumPy reference (not re-routed) differs from {backend}'s "
+                                f"own result: {worst_name} {format_number(worst, 2)}")
+        return Confirmation(backend, ok, [], worst, worst_name, reason)
     reroutes, bands = [], {}
     for pool, name in _pools(spec):
         bands[name] = tie_band(reference[name], backend_results[name], name, dtype)
@@ -296,7 +324,7 @@ def confirm_routing(backend: str, backend_results: dict, reference: dict, params
     best = None
     for assignment in _candidate_assignments(reference, reroutes, bands, spec):
         grads = rerouted_backward(params, X, Y, reference, assignment, spec)
-        ok, worst, worst_name = _worst_gradient(grads, backend_results, dtype)
+        ok, worst, worst_name = agreement(grads)
         if best is None or ok or worst < best.worst:
             best = Confirmation(backend, ok, assignment, worst, worst_name)
         if ok:
@@ -310,7 +338,7 @@ def _pair_failures(report, pair) -> list:
     return [c for c in report.comparisons[pair].values() if not c.ok]
 
 
-def _explain(pair, failing_names, near, confirmations, n_windows) -> str:
+def _explain(pair, failing_names, near, confirmations, n_windows, recomputed: str) -> str:
     a, b = pair
     lines = [f"{'-'.join(pair)}: {', '.join(failing_names)} differ only by max-pool routing in "
              f"{n_windows} near-tie window(s) (cells within the forward tolerance):"]
@@ -319,28 +347,27 @@ def _explain(pair, failing_names, near, confirmations, n_windows) -> str:
         lines.append(f"  ... and {n_windows - _MAX_NOTED_WINDOWS} more")
     for side in pair:
         conf = confirmations[side]
+        if side == REFERENCE and conf.worst_name is not None:
+            lines.append(f"  the NumPy reference {recomputed} (not re-routed) agrees with {side}'s "
+                         f"own to {format_number(conf.worst, 1)} (worst: {conf.worst_name})")
         if side == REFERENCE:
             continue
-        lines.append(f"  the NumPy reference backward re-routed {side}'s way "
+        lines.append(f"  the NumPy reference {recomputed} re-routed {side}'s way "
                      f"({len(conf.reroutes)} window(s)) agrees with {side} to "
                      f"{format_number(conf.worst, 1)} (worst: {conf.worst_name})")
     return "\n".join(lines)
 
 
-def classify_ties(report, results_by_backend: dict, params: dict, X: np.ndarray, Y: np.ndarray,
-                  spec: ModelSpec = COURSE_MODEL) -> dict:
-    """Attach a tie to every failing pair of ``report`` that meets (a), (b) and (c).
+def _prove_pairs(report, forward_failures: Callable, results_by_backend: dict, params: dict,
+                 X: np.ndarray, Y: np.ndarray, spec: ModelSpec, agreement_for: Callable,
+                 recomputed: str) -> dict:
+    """(a), (b), (c) for every failing pair of ``report``; ties go to ``report.ties``.
 
-    Parameters
-    ----------
-    report : signs.compare.Report of forward_backward outputs (float32).
-    results_by_backend : {backend: forward_backward output} that the report compares.
-    params : canonical params in the report's dtype; X (m, n_H, n_W, n_C) NHWC, Y (m, n_classes).
-
-    Returns
-    -------
-    {pair: reason} for failing pairs that stay FAIL (empty reason: not a gradient-only failure).
-    Ties are stored in ``report.ties[pair]`` (see signs.compare.Report).
+    ``forward_failures(pair, failing)``: the names that break (a) for the pair (``failing``: its
+    failing comparisons in ``report``). ``agreement_for(side)``: the :data:`Agreement` of (c) for
+    one backend, or None for the gradient comparison. ``recomputed``: what the explanation says
+    the reference re-ran ("backward", "Adam step"). Returns {pair: reason} of pairs that stay
+    FAIL (the contract of :func:`classify_ties`).
     """
     dtype = np.dtype(report.dtype)
     not_ties: dict = {}
@@ -358,14 +385,14 @@ def classify_ties(report, results_by_backend: dict, params: dict, X: np.ndarray,
     def confirmation(side):
         if side not in confirmations:
             confirmations[side] = confirm_routing(side, results_by_backend[side], reference,
-                                                  params, X, Y, dtype, spec)
+                                                  params, X, Y, dtype, spec, agreement_for(side))
         return confirmations[side]
 
     for pair in failing_pairs:
         failing = _pair_failures(report, pair)
-        forward = [c.name for c in failing if c.name in FORWARD_NAMES]
-        if forward or any(c.name not in GRADIENT_NAMES for c in failing):  # (a)
-            not_ties[pair] = f"forward quantities fail: {', '.join(forward) or 'non-gradient'}"
+        forward = forward_failures(pair, failing)
+        if forward:  # (a)
+            not_ties[pair] = f"forward quantities fail: {', '.join(forward)}"
             continue
         a, b = pair
         near, outside = [], []
@@ -387,8 +414,96 @@ def classify_ties(report, results_by_backend: dict, params: dict, X: np.ndarray,
         names = tuple(c.name for c in failing)
         report.ties[pair] = {
             "names": list(names),
-            "explanation": _explain(pair, names, near, sides, len(near)),
+            "explanation": _explain(pair, names, near, sides, len(near), recomputed),
             "windows": [r.to_dict() for r in near],
             "confirmations": {side: c.to_dict() for side, c in sides.items()},
         }
     return not_ties
+
+
+def classify_ties(report, results_by_backend: dict, params: dict, X: np.ndarray, Y: np.ndarray,
+                  spec: ModelSpec = COURSE_MODEL) -> dict:
+    """Attach a tie to every failing pair of ``report`` that meets (a), (b) and (c).
+
+    Parameters
+    ----------
+    report : signs.compare.Report of forward_backward outputs (float32).
+    results_by_backend : {backend: forward_backward output} that the report compares.
+    params : canonical params in the report's dtype; X (m, n_H, n_W, n_C) NHWC, Y (m, n_classes).
+
+    Returns
+    -------
+    {pair: reason} for failing pairs that stay FAIL (empty reason: not a gradient-only failure).
+    Ties are stored in ``report.ties[pair]`` (see signs.compare.Report).
+    """
+    def forward_failures(pair, failing):
+        forward = [c.name for c in failing if c.name in FORWARD_NAMES]
+        if not forward and any(c.name not in GRADIENT_NAMES for c in failing):
+            forward = ["non-gradient"]
+        return forward
+
+    return _prove_pairs(report, forward_failures, results_by_backend, params, X, Y, spec,
+                        lambda side: None, "backward")
+
+
+def _copies(arrays: dict) -> dict:
+    return {name: np.array(value, copy=True) for name, value in arrays.items()}
+
+
+def _reference_step(params: dict, state: dict, grads: dict, train: TrainSpec) -> dict:
+    """The reference Adam update (reference.adam.Adam) of ``params`` from ``state`` by ``grads``.
+
+    Returns the parameters after the step and the moments, flat: ``W1 ... b3``, ``m.W1 ...``,
+    ``v.W1 ...`` (canonical layouts, the params' dtype), as signs.verify.adam_steps flattens.
+    """
+    optimizer = Adam.from_spec(train)
+    optimizer.load_state_dict({"t": state["t"], "m": _copies(state["m"]), "v": _copies(state["v"])})
+    stepped = _copies({name: params[name] for name in PARAM_NAMES})
+    optimizer.step(stepped, grads)
+    flat = dict(stepped)
+    for moment, arrays in (("m", optimizer.m), ("v", optimizer.v)):
+        flat.update({f"{moment}.{name}": arrays[name] for name in PARAM_NAMES})
+    return flat
+
+
+def classify_step_ties(step_report, trained_by_backend: dict, results_by_backend: dict,
+                       params: dict, state: dict, X: np.ndarray, Y: np.ndarray, *,
+                       tieable: Sequence[str], spec: ModelSpec = COURSE_MODEL,
+                       train: TrainSpec = COURSE_TRAINING) -> dict:
+    """The same proof for one single Adam step: a tie when the pair agrees on the step's forward
+    pass, routes differently only in near-ties, and the NumPy reference step re-routed each
+    side's way (:func:`rerouted_backward`, then the reference Adam update from the same state)
+    reproduces that side's parameters and moments within the step report's tolerances.
+
+    Parameters
+    ----------
+    step_report : signs.compare.Report of ``trained_by_backend`` (float32), the backends' states
+        after the step keyed by ``signs.verify.adam_steps.TRAINING_NAMES``.
+    results_by_backend : {backend: forward_backward output} at ``params`` on (X, Y): the
+        activations each backend routes by.
+    params : canonical params before the step; state: ``{"t", "m", "v"}`` before it (canonical,
+        params' dtype). X (m, n_H, n_W, n_C) NHWC, Y (m, n_classes).
+    tieable : the report's names a routing choice may change (parameters, m, v); any other
+        failing name (the cost, t) or a failing forward quantity of the pair breaks (a).
+
+    Returns
+    -------
+    {pair: reason} of failing pairs that stay FAIL; ties go to ``step_report.ties[pair]``.
+    """
+    dtype = np.dtype(step_report.dtype)
+    forward_report = compare_results(results_by_backend, FORWARD_NAMES, dtype)
+    pair_of = {side: next(pair for pair in step_report.pairs if side in pair)
+               for side in trained_by_backend}
+
+    def forward_failures(pair, failing):
+        forward = [c.name for c in _pair_failures(forward_report, pair)]
+        return forward + [c.name for c in failing if c.name not in tieable]
+
+    def agreement_for(side):
+        tolerances = {name: step_report.comparisons[pair_of[side]][name].tolerance
+                      for name in tieable}
+        return lambda grads: _worst_agreement(_reference_step(params, state, grads, train),
+                                              trained_by_backend[side], tieable, dtype, tolerances)
+
+    return _prove_pairs(step_report, forward_failures, results_by_backend, params, X, Y, spec,
+                        agreement_for, "Adam step")

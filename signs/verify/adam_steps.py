@@ -9,6 +9,7 @@ import numpy as np
 
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES, ModelSpec, TrainSpec
 from signs.compare import Report, compare_results
+from signs.ties import classify_step_ties
 from signs.tolerances import adam_tolerance
 from signs.verify.forward import backend_device, forward_backward_all, near_tie_notes
 from signs.verify.options import cast_arrays
@@ -27,6 +28,9 @@ TRAINING_NAMES: tuple[str, ...] = (
     ("costs",) + tuple(PARAM_NAMES) + tuple(f"m.{p}" for p in PARAM_NAMES)
     + tuple(f"v.{p}" for p in PARAM_NAMES) + ("t",)
 )
+# What a max-pool routing choice can change in one step (the gradients feed them); the cost is
+# computed before the routing and t is a count.
+TIEABLE_NAMES: tuple[str, ...] = tuple(n for n in TRAINING_NAMES if n not in ("costs", "t"))
 
 
 def training_batches(X: np.ndarray, Y: np.ndarray, steps: int,
@@ -123,42 +127,86 @@ def single_steps_report(backends: dict, states: Sequence[tuple[dict, dict]], bat
     Returns
     -------
     Report over TRAINING_NAMES whose comparison for each (pair, quantity) is the worst over the
-    steps; ``notes`` name the step of each failing quantity.
+    steps; ``notes`` name the step of each failing quantity. A float32 step whose parameters and
+    moments differ only because a max-pool near-tie routes the gradient differently is proven a
+    tie by :func:`signs.ties.classify_step_ties` (verdict "tie", ``ties`` name the step).
     """
     steps = range(len(batches)) if steps is None else steps
     worst: dict = {}
     notes = []
+    ties = _StepTies()
     timing = {name: 0.0 for name in backends}
     for step in steps:
         params, state = states[step]
+        typed_params = cast_arrays(params, dtype)
         typed_state = {"t": state["t"], "m": cast_arrays(state["m"], dtype), "v": cast_arrays(state["v"], dtype)}
-        X, Y = batches[step]
+        X, Y = (a.astype(dtype) for a in batches[step])
         per_step: dict[str, float] = {}
-        results = train_all(backends, cast_arrays(params, dtype), [(X.astype(dtype), Y.astype(dtype))],
-                            spec=spec, train=train, device=device, state=typed_state,
-                            seconds=per_step)
+        results = train_all(backends, typed_params, [(X, Y)], spec=spec, train=train, device=device,
+                            state=typed_state, seconds=per_step)
         for name, value in per_step.items():
             timing[name] += value
         report = compare_training(results, dtype)
+        if not report.ok:
+            # Was it a max-pool near-tie? Look at each backend's activations for this step, and
+            # prove it (signs.ties) or keep FAIL.
+            activations = forward_backward_all(backends, typed_params, X, Y, spec=spec, device=device)
+            not_ties = classify_step_ties(report, results, activations, typed_params, typed_state,
+                                          X, Y, tieable=TIEABLE_NAMES, spec=spec, train=train)
+            if not report.ok:
+                failing = sorted({f"{c.name} ({c.ours}-{c.theirs})" for c in report.failures()})
+                notes.append(f"step {step + 1} fails: {', '.join(failing)}")
+                notes += [f"step {step + 1}: {note}" for note in near_tie_notes(activations, spec)]
+            notes += [f"step {step + 1}: {'-'.join(pair)} is not a near-tie: {why}"
+                      for pair, why in not_ties.items() if why and np.dtype(dtype) == np.float32]
+        ties.add(step, report)
         for pair, row in report.comparisons.items():
             for name, comparison in row.items():
                 current = worst.get((pair, name))
                 if current is None or _worse(comparison, current):
                     worst[(pair, name)] = comparison
-        if not report.ok:
-            failing = sorted({f"{c.name} ({c.ours}-{c.theirs})" for c in report.failures()})
-            notes.append(f"step {step + 1} fails: {', '.join(failing)}")
-            # Was it a max-pool near-tie? Look at each backend's activations for this step.
-            activations = forward_backward_all(backends, cast_arrays(params, dtype), X.astype(dtype),
-                                               Y.astype(dtype), spec=spec, device=device)
-            notes += [f"step {step + 1}: {note}" for note in near_tie_notes(activations, spec)]
     merged = Report(dtype=str(np.dtype(dtype)), backends=tuple(backends), names=TRAINING_NAMES,
                     title=title, notes=notes)
     for (pair, name), comparison in worst.items():
         merged.comparisons.setdefault(pair, {})[name] = comparison
+    merged.ties = ties.merged()
     if seconds is not None:
         seconds.update(timing)
     return merged
+
+
+class _StepTies:
+    """The proven ties of every step, merged for the worst-step report.
+
+    A (pair, quantity) is a tie in the merged report only when every step where it fails is a
+    proven tie: one unexplained failing step keeps it FAIL (its comparison may not be the worst).
+    """
+
+    def __init__(self):
+        self.tied: dict = {}  # pair -> {"names": set, "explanations": [...], "steps": [...]}
+        self.unexplained: set = set()  # (pair, name) failing at some step without a tie
+
+    def add(self, step: int, report: Report) -> None:
+        for pair in report.pairs:
+            for name in report.names:
+                verdict = report.verdict_of(pair, name)
+                if verdict == "FAIL":
+                    self.unexplained.add((pair, name))
+            tie = report.ties.get(pair)
+            if tie is not None:
+                merged = self.tied.setdefault(pair, {"names": set(), "explanation": [], "steps": []})
+                merged["names"].update(tie["names"])
+                merged["explanation"].append(f"step {step + 1}: {tie['explanation']}")
+                merged["steps"].append({"step": step + 1, **tie})
+
+    def merged(self) -> dict:
+        """{pair: tie} in the shape of ``Report.ties`` (names, explanation, steps)."""
+        return {
+            pair: {"names": [n for n in TRAINING_NAMES
+                             if n in tie["names"] and (pair, n) not in self.unexplained],
+                   "explanation": "\n".join(tie["explanation"]), "steps": tie["steps"]}
+            for pair, tie in self.tied.items()
+        }
 
 
 def _worse(a, b) -> bool:

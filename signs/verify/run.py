@@ -102,7 +102,7 @@ class VerifyResult:
                     f"available: {', '.join(self.backends) or 'none'}")
         checked = f"{len(self.reports)} checks of {', '.join(self.backends)}"
         skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
-        ties = (f"; {self.n_ties} gradient comparison(s) differ only by proven max-pool "
+        ties = (f"; {self.n_ties} comparison(s) differ only by proven max-pool "
                 "near-ties (tie*, see the notes)") if self.n_ties else ""
         if self.n_known:
             ties += (f"; {self.n_known} comparison(s) differ only by a proven known upstream defect "
