@@ -28,8 +28,8 @@ LAYER_IMPLS = {
 STEP_LABELS = {
     "numpy": "NumPy (`reference.backend.Trainer.step`)",
     "torch": "PyTorch (`torch_model.backend.Trainer.step`)",
-    "tf": "TensorFlow custom loop (`tf_model.backend.Trainer.step`, tf.function)",
-    "keras_fit": "Keras `model.fit` (per step, batch callback)",
+    "tf": "TensorFlow custom loop (`tf_model.backend.Trainer`: `step` per step, `fit_epoch` per epoch)",
+    "keras_fit": "Keras `model.fit` (steps_per_execution = the epoch's batches; per step = epoch / batches)",
     "tf1": "course TF1 graph, `tf.compat.v1` `sess.run([optimizer, cost])`",
 }
 EPOCH_IMAGES = SIGNS_TRAIN_EXAMPLES
@@ -370,9 +370,9 @@ def _backend_section(results: dict, key: str, intro: list[str], columns: list[st
 def _steps(results: dict) -> list[str]:
     intro = [f"## Training step (forward, backward, Adam; batch {BATCH})", "",
              "The same batch every step. Trainers' `step(X, Y)` includes their input checks, the host-to-framework "
-             "conversion of the batch and reading the cost back as a Python float. Keras `fit`'s per-step time is the "
-             "mean over the full batches of one `fit` epoch of the 1080 images, from `on_train_batch_begin` to "
-             "`on_train_batch_end` (it includes fetching the batch from fit's `tf.data` iterator).", ""]
+             "conversion of the batch and reading the cost back as a Python float. Keras `fit` (compiled with "
+             "`steps_per_execution` = the epoch's 17 batches) has no per-step call: its per-step time is one `fit` "
+             "epoch of the 1080 images over its 17 batches (fit's per-epoch set-up included).", ""]
     return _backend_section(
         results, "steps", intro, ["Median", "Min – max", "Images/s", "x bound", "x PyTorch"],
         lambda median, row, b: [f"{BATCH / median:.0f}", fmt_ratio(_div(median, b.get("step_s")))])
@@ -381,7 +381,8 @@ def _steps(results: dict) -> list[str]:
 def _epochs(results: dict) -> list[str]:
     intro = [f"## One epoch ({EPOCH_IMAGES} images, the course's mini-batches)", "",
              "Each epoch calls the course's `random_mini_batches` (seed of epoch 0) and steps through its 17 batches "
-             "(16 of 64, one of 56); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
+             "(16 of 64, one of 56); TensorFlow's Trainer runs them with `fit_epoch` (one compiled loop, as `signs "
+             "train` does); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
              f"{COURSE_EPOCHS} epochs is the median epoch x {COURSE_EPOCHS}.", ""]
     columns = ["Epoch median", "Min – max", "Images/s", f"{COURSE_EPOCHS} epochs", f"{COURSE_EPOCHS} epochs x bound",
                "x PyTorch"]
