@@ -230,11 +230,11 @@ class TF1Course:
 
 
 class KerasFit:
-    """``model.fit`` of the Keras model for one epoch (batch 64, no shuffle, verbose 0).
+    """``model.fit`` of the Keras model for one epoch (batch 64, no shuffle, verbose 0), compiled
+    with ``steps_per_execution`` = the epoch's batch count, so one compiled call runs the epoch.
 
-    ``step_time()`` fits one epoch and returns the mean wall time of its full batches, measured
-    by a callback from ``on_train_batch_begin`` to ``on_train_batch_end`` (this includes fit's
-    own per-batch work: fetching the batch from its ``tf.data`` iterator and the callbacks).
+    ``step_time()`` fits one epoch and returns its wall time over its batch count (this includes
+    fit's per-epoch work: building its ``tf.data`` iterator and the callbacks).
     ``epoch()`` fits one epoch and returns its wall time.
     """
 
@@ -247,30 +247,15 @@ class KerasFit:
 
         self.model = build_model(spec, "float32", seed=0)
         set_keras_weights(self.model, params, spec)
-        compile_model(self.model, train)
         self.X, self.Y, self.batch = X_all, Y_all, train.mini_batch_size
-        timer = self
-
-        class BatchTimer(keras.callbacks.Callback):
-            def on_train_batch_begin(self, batch, logs=None):
-                timer._start = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                timer.batch_times.append(time.perf_counter() - timer._start)
-
-        self._callback = BatchTimer()
-        self.batch_times: list[float] = []
-        self._start = 0.0
+        self.n_batches = -(-X_all.shape[0] // self.batch)
+        compile_model(self.model, train, steps_per_execution=self.n_batches)
 
     def _fit(self) -> None:
-        self.batch_times = []
-        self.model.fit(self.X, self.Y, batch_size=self.batch, epochs=1, shuffle=False, verbose=0,
-                       callbacks=[self._callback])
+        self.model.fit(self.X, self.Y, batch_size=self.batch, epochs=1, shuffle=False, verbose=0)
 
     def step_time(self) -> float:
-        self._fit()
-        full = self.X.shape[0] // self.batch
-        return float(np.mean(self.batch_times[:full]))
+        return self.epoch() / self.n_batches
 
     def epoch(self) -> float:
         start = time.perf_counter()
@@ -290,10 +275,14 @@ def make_stepper(key: str, params: dict, spec: ModelSpec = COURSE_MODEL):
 def run_epoch(stepper, X_all: np.ndarray, Y_all: np.ndarray, epoch: int = 0,
               train: TrainSpec = COURSE_TRAINING) -> float:
     """The course's epoch: ``random_mini_batches`` with the epoch's seed, then ``step`` on every
-    batch (the last one smaller); returns the wall time in seconds, batching included."""
+    batch (the last one smaller), or ``fit_epoch`` on them all where the stepper has one (as
+    ``signs train`` does); returns the wall time in seconds, batching included."""
     start = time.perf_counter()
     batches = epoch_mini_batches(X_all, Y_all, epoch, mini_batch_size=train.mini_batch_size,
                                  first_seed=train.first_seed)
-    for batch_X, batch_Y in batches:
-        stepper.step(batch_X, batch_Y)
+    if hasattr(stepper, "fit_epoch"):  # TensorFlow's Trainer: the epoch in one compiled loop, as signs train runs it
+        stepper.fit_epoch(batches)
+    else:
+        for batch_X, batch_Y in batches:
+            stepper.step(batch_X, batch_Y)
     return time.perf_counter() - start

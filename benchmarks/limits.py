@@ -12,6 +12,11 @@ Counting rules (stated in BENCHMARKS.md):
   ``2 * m * n_in * n_out`` plus ``m * n_out`` for ``db``.
 - ReLU, max-pool, softmax cross-entropy and Adam (1,286 parameters) are counted as memory
   operations, not FLOPs: their bound is bytes moved / measured copy bandwidth.
+
+The limit of a step is the larger of two bounds that do not move between runs: its FLOPs at the
+CPU's peak (cores x float32 FMA lanes x 2 FMA pipes x 2 FLOP x frequency from /proc/cpuinfo, or
+the best measured matmul rate if that is higher) and its least bytes (every activation a layer
+reads or writes, once) at the best measured copy bandwidth.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ __all__ = [
     "conv_flops",
     "layer_work",
     "step_flops",
+    "step_bytes",
+    "cpu_peak",
     "measure_limits",
 ]
 
@@ -68,6 +75,8 @@ def layer_work(spec: ModelSpec = COURSE_MODEL, m: int = 64) -> dict[str, dict[st
                 "train_flops": fwd if first else 2 * fwd,
                 # read x, W, dZ; write dX, dW
                 "bytes": 2 * _nbytes(x) + 2 * _nbytes(w) + _nbytes(z),
+                # a training step never writes conv1's dX
+                "train_bytes": (1 if first else 2) * _nbytes(x) + 2 * _nbytes(w) + _nbytes(z),
             },
         }
     for pool, x, y in ((spec.pool1, a["A1"], a["P1"]), (spec.pool2, a["A2"], a["P2"])):
@@ -84,6 +93,9 @@ def layer_work(spec: ModelSpec = COURSE_MODEL, m: int = 64) -> dict[str, dict[st
         "backward": {"flops": 2 * mm + m * n_out, "train_flops": 2 * mm + m * n_out,
                      "bytes": 2 * _nbytes(a["F"]) + 2 * _nbytes(p["W3"]) + _nbytes(a["Z3"])},
     }
+    for passes in work.values():
+        for counts in passes.values():
+            counts.setdefault("train_bytes", counts["bytes"])
     return {name: work[name] for name in (spec.conv1.name, spec.pool1.name, spec.conv2.name,
                                           spec.pool2.name, spec.dense_name)}
 
@@ -94,6 +106,68 @@ def step_flops(spec: ModelSpec = COURSE_MODEL, m: int = 64) -> dict[str, int]:
     fwd = sum(w["forward"]["train_flops"] for w in work.values())
     bwd = sum(w["backward"]["train_flops"] for w in work.values())
     return {"forward": fwd, "backward": bwd, "total": fwd + bwd}
+
+
+def step_bytes(spec: ModelSpec = COURSE_MODEL, m: int = 64) -> int:
+    """Least bytes one training step moves: every layer's input and output read or written once,
+    forward and backward (conv1 without ``dX``), float32. About 48 MiB for a batch of 64, most of
+    it conv1's output and pool1's input (each (64, 64, 64, 8), 8 MiB)."""
+    work = layer_work(spec, m)
+    return sum(w[d]["train_bytes"] for w in work.values() for d in ("forward", "backward"))
+
+
+# FMA pipes per core (two on every x86 core with AVX2 since Haswell and Zen 2). AMD's cores with
+# AVX-512 (Zen 4) run it on 256-bit pipes, so only Intel's count 16 float32 lanes per pipe.
+_FMA_PIPES = 2
+CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
+
+
+def cpu_peak(cpuinfo_path: str = "/proc/cpuinfo", cpufreq_path: str = CPUFREQ_MAX) -> dict | None:
+    """The CPU's float32 peak from its own numbers, or None where /proc/cpuinfo says too little.
+
+    ``cores x lanes x 2 FMA pipes x 2 FLOP (multiply + add) x GHz``: ``lanes`` is 16 with
+    ``avx512f`` on an Intel CPU, 8 with ``avx2`` + ``fma`` (and AMD's AVX-512), 4 otherwise;
+    cores are the logical processors listed; the frequency is cpufreq's maximum where the kernel
+    exposes one, else the highest "cpu MHz" listed (in most VMs the nominal clock).
+    """
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    fields = [{k.strip(): v.strip() for k, v in (line.split(":", 1) for line in b.splitlines() if ":" in line)}
+              for b in blocks]
+    fields = [f for f in fields if "processor" in f]
+    mhz = [float(f["cpu MHz"]) for f in fields if f.get("cpu MHz", "").replace(".", "", 1).isdigit()]
+    max_freq = _cpufreq_max_mhz(cpufreq_path)
+    if not fields or not (mhz or max_freq):
+        return None
+    ghz = (max_freq or max(mhz)) / 1000
+    flags = set(fields[0].get("flags", "").split())
+    vendor = fields[0].get("vendor_id", "")
+    if "avx512f" in flags and vendor == "GenuineIntel":
+        lanes, isa = 16, "avx512f"
+    elif {"avx2", "fma"} <= flags:
+        lanes, isa = 8, "avx2+fma" + (", AVX-512 on 256-bit pipes" if "avx512f" in flags else "")
+    else:
+        lanes, isa = 4, "sse"
+    cores = len(fields)
+    gflops = cores * lanes * _FMA_PIPES * 2 * ghz
+    source = "cpufreq cpuinfo_max_freq" if max_freq else "/proc/cpuinfo cpu MHz"
+    return {
+        "gflops": gflops, "cores": cores, "lanes": lanes, "fma_pipes": _FMA_PIPES, "ghz": ghz, "isa": isa,
+        "derivation": f"{cores} cores x {lanes} float32 lanes ({isa}; {vendor or 'vendor unknown'}) x "
+                      f"{_FMA_PIPES} FMA pipes x 2 FLOP x {ghz:.3f} GHz ({source}) = {gflops:.1f} GFLOP/s",
+    }
+
+
+def _cpufreq_max_mhz(path: str) -> float | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip()) / 1000  # kHz -> MHz
+    except (OSError, ValueError):
+        return None
 
 
 def _matmul_case(key: str, shape_a: tuple[int, int], shape_b: tuple[int, int], rng) -> tuple[Candidate, int]:
@@ -114,8 +188,10 @@ def measure_limits(reps: int, spec: ModelSpec = COURSE_MODEL, m: int = 64, seed:
 
     Returns
     -------
-    dict with "matmul" (key -> {"shape", "flops", "seconds", "gflops"}), "bandwidth_gbs",
-    "peak_gflops" (the best matmul rate), "im2col_gflops".
+    dict with "matmul" (key -> {"shape", "flops", "seconds", "gflops", "gflops_best"}),
+    "bandwidth_gbs" (median), "bandwidth_best_gbs" (best sample), "peak_gflops" (the best median
+    matmul rate), "peak_best_gflops" (the best sample of any matmul: the measured peak),
+    "im2col_gflops", "cpu" (:func:`cpu_peak`).
     """
     rng = np.random.default_rng(seed)
     a = activation_shapes(spec, m)
@@ -149,7 +225,10 @@ def measure_limits(reps: int, spec: ModelSpec = COURSE_MODEL, m: int = 64, seed:
     return {
         "matmul": matmul,
         "bandwidth_gbs": 2 * src.nbytes / copy.median / 1e9,
+        "bandwidth_best_gbs": 2 * src.nbytes / copy.min / 1e9,
         "copy_seconds": copy.to_dict(),
         "peak_gflops": max(v["gflops"] for v in matmul.values()),
+        "peak_best_gflops": max(v["gflops_best"] for v in matmul.values()),
+        "cpu": cpu_peak(),
         "im2col_gflops": matmul["conv1 im2col"]["gflops"],
     }

@@ -130,7 +130,8 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     meta["versions"] = _versions(frameworks)
 
     results["work"] = {"layers": limits.layer_work(), "step_flops": limits.step_flops(),
-                       "step_flops_per_image": limits.step_flops(m=1)}
+                       "step_flops_per_image": limits.step_flops(m=1), "step_bytes": limits.step_bytes(),
+                       "step_bytes_per_image": limits.step_bytes(m=1)}
     if settings.sections != ("memory",):
         progress("limit: matmul GFLOP/s and bandwidth")
         results["limit"] = timed("limit", limits.measure_limits, max(3, settings.reps), COURSE_MODEL,

@@ -172,6 +172,8 @@ def run_epochs(settings, X_all, Y_all, steppers, progress) -> list[dict]:
             continue
         obj.step(X_all[:64], Y_all[:64])
         obj.step(X_all[: X_all.shape[0] % 64 or 64], Y_all[: X_all.shape[0] % 64 or 64])
+        if hasattr(obj, "fit_epoch"):
+            obj.fit_epoch([(X_all[:64], Y_all[:64])])
     candidates = []
     for key, obj in steppers.items():
         if key == "keras_fit":

@@ -227,7 +227,7 @@ def model_dtype(model: keras.Model) -> str:
     return check_model_dtype(model.weights[0].dtype)
 
 
-def compile_model(model: keras.Model, train: TrainSpec = COURSE_TRAINING) -> keras.Model:
+def compile_model(model: keras.Model, train: TrainSpec = COURSE_TRAINING, *, steps_per_execution: int = 1) -> keras.Model:
     """Compile for ``model.fit``: the course's Adam, softmax cross-entropy on logits, accuracy.
 
     ``CategoricalCrossentropy(from_logits=True)`` with its default "sum_over_batch_size" reduction
@@ -237,9 +237,12 @@ def compile_model(model: keras.Model, train: TrainSpec = COURSE_TRAINING) -> ker
     ``model.fit(X, Y, batch_size=train.mini_batch_size, shuffle=False, epochs=1)``: Keras then cuts
     the same consecutive batches, the last one smaller. Note that the loss ``fit`` reports is the
     running mean over examples, not the course's per-epoch ``sum(cost) / floor(m / 64)``.
+    ``steps_per_execution`` > 1 runs that many steps per compiled call (fewer Python round trips;
+    batch callbacks then fire once per call).
     """
     dtype = model_dtype(model)
     model.compile(
+        steps_per_execution=int(steps_per_execution),
         optimizer=make_adam(train, dtype),
         # A Keras loss computes in its own dtype (floatx, float32, by default): pass the model's.
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, dtype=dtype),

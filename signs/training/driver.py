@@ -367,6 +367,21 @@ def train(
     )
 
 
+def _epoch_costs(trainer, batches):
+    """Yield ``((X, Y), cost)`` for each batch after one Adam update on it, in order.
+
+    A Trainer with ``fit_epoch`` (TensorFlow: one compiled loop over the epoch, bitwise the same
+    updates as ``step``) runs the whole epoch first; the others step batch by batch. Either way a
+    non-finite cost is seen at its batch, and an interrupted epoch leaves no checkpoint behind.
+    """
+    if hasattr(trainer, "fit_epoch"):
+        batches = list(batches)
+        yield from zip(batches, trainer.fit_epoch(batches))
+        return
+    for X_batch, Y_batch in batches:
+        yield (X_batch, Y_batch), float(trainer.step(X_batch, Y_batch))
+
+
 @dataclass
 class _Latest:
     """The last completed epoch's state, kept up to date for train()'s exception handlers."""
@@ -401,12 +416,14 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{recipe.train.num_epochs}", unit="batch",
                    leave=False, disable=not show)
         start = time.perf_counter()
-        for batch, (X_batch, Y_batch) in enumerate(batches):
-            # ---- step: augment (seeded per batch), one Adam update; the cost is taken before it
-            if recipe.augmentation is not None:
-                rng = np.random.default_rng([int(recipe.seed), epoch, batch])
-                X_batch = augment_batch(X_batch, recipe.augmentation, rng)
-            cost = float(trainer.step(X_batch, Y_batch))
+        if recipe.augmentation is not None:  # seeded per batch
+            batches = [
+                (augment_batch(X_batch, recipe.augmentation, np.random.default_rng([int(recipe.seed), epoch, batch])),
+                 Y_batch)
+                for batch, (X_batch, Y_batch) in enumerate(batches)
+            ]
+        for batch, ((X_batch, _), cost) in enumerate(_epoch_costs(trainer, batches)):
+            # ---- step: one Adam update per batch; the cost is taken before it
             if not math.isfinite(cost):
                 bar.close()
                 raise NonFiniteLoss(

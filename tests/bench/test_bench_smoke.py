@@ -43,7 +43,7 @@ def test_quick_layer_sweep_writes_markdown_and_json(tmp_path):
                 assert any(line.startswith(f"| {layer} | {direction} | {label}") for line in text.splitlines()), (layer, direction, impl)
     assert rows[("conv1", "forward", "loops")]["images"] == 1  # quick: conv1's loops on one image, scaled
     assert "| conv1 | forward | course loops (1 img x64) |" in text
-    assert "## Machine limit" in text and "**Lower bound**" in text
+    assert "## Machine limit" in text and "**Limit** of one step" in text and "CPU peak from its own numbers" in text
     assert "fast NumPy conv1 forward+backward >= 300x" in text
     assert "steps" not in results and "memory" not in results
 
@@ -78,14 +78,50 @@ def test_targets_report_met_and_missed_with_margins():
     targets = {t["target"]: t for t in report.evaluate_targets(_fake_results(0.03, 0.02, 6.0, 0.01))}
     assert targets["conv1 fast vs loops"]["met"] and targets["conv1 fast vs loops"]["value"] == pytest.approx(600)
     assert targets["NumPy step vs PyTorch"]["met"] and "1.00x headroom" in targets["NumPy step vs PyTorch"]["verdict"]
-    # bound = 4e8 FLOP / 100 GFLOP/s = 4 ms: PyTorch at 20 ms is 5x, missed by 1.25x
+    # bound = 4e8 FLOP / 100 GFLOP/s = 4 ms: PyTorch at 20 ms is 5x, missed by 5/3 = 1.67x
     torch_target = targets["PyTorch step vs bound"]
     assert torch_target["met"] is False and torch_target["value"] == pytest.approx(5.0)
-    assert torch_target["verdict"] == "missed by 1.25x"
+    assert torch_target["verdict"] == "missed by 1.67x"
     assert targets["TF custom-loop step vs bound"]["met"] is None  # not measured
     slow = {t["target"]: t for t in report.evaluate_targets(_fake_results(0.05, 0.02, 1.0, 0.01))}
     assert slow["conv1 fast vs loops"]["verdict"] == "missed: 3.00x short"
     assert slow["NumPy step vs PyTorch"]["met"] is False
+
+
+def test_step_bytes_are_every_activation_once_conv1_without_dX():
+    m, f32 = 64, 4
+    x, z1, p1 = m * 64 * 64 * 3 * f32, m * 64 * 64 * 8 * f32, m * 8 * 8 * 8 * f32
+    w1 = 4 * 4 * 3 * 8 * f32
+    work = limits.layer_work(COURSE_MODEL, m)
+    assert work["conv1"]["backward"]["train_bytes"] == x + 2 * w1 + z1  # read x, W1, dZ1; write dW1
+    conv1_pool1 = (x + w1 + z1) + (x + 2 * w1 + z1) + (z1 + p1) + (2 * z1 + p1)
+    total = limits.step_bytes(COURSE_MODEL, m)
+    assert conv1_pool1 < total < conv1_pool1 + 2 * 2**20  # conv2, pool2 and dense move under 2 MiB more
+    assert 45 * 2**20 < total < 50 * 2**20
+
+
+def test_the_limit_is_the_larger_of_the_flop_and_byte_bounds():
+    results = _fake_results(0.03, 0.02, 6.0, 0.01)
+    results["work"].update(step_bytes=50e6, step_bytes_per_image=50e6 / 64)
+    results["limit"].update(cpu={"gflops": 200.0}, peak_best_gflops=150.0, bandwidth_best_gbs=10.0)
+    b = report.bounds(results)  # FLOPs: 4e8 / 200e9 = 2 ms; bytes: 50e6 / 10e9 = 5 ms
+    assert b["flop_step_s"] == pytest.approx(2e-3) and b["byte_step_s"] == pytest.approx(5e-3)
+    assert b["step_s"] == pytest.approx(5e-3)
+    results["limit"].update(bandwidth_best_gbs=100.0, peak_best_gflops=400.0)  # a faster sample than the CPU's number
+    b = report.bounds(results)
+    assert b["peak_gflops"] == 400.0 and b["step_s"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("vendor, lanes", [("AuthenticAMD", 8), ("GenuineIntel", 16)])
+def test_cpu_peak_is_cores_times_fma_lanes_times_frequency(tmp_path, vendor, lanes):
+    block = f"processor\t: {{}}\nvendor_id\t: {vendor}\ncpu MHz\t\t: 2500.000\nflags\t\t: sse avx2 fma avx512f\n"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("\n".join(block.format(k) for k in range(2)))
+    peak = limits.cpu_peak(str(cpuinfo), cpufreq_path=str(tmp_path / "absent"))
+    assert peak["cores"] == 2 and peak["lanes"] == lanes
+    assert peak["gflops"] == pytest.approx(2 * lanes * 2 * 2 * 2.5)  # cores x lanes x pipes x FMA x GHz
+    (tmp_path / "max").write_text("3000000\n")  # kHz: a cpufreq maximum wins over cpu MHz
+    assert limits.cpu_peak(str(cpuinfo), cpufreq_path=str(tmp_path / "max"))["ghz"] == pytest.approx(3.0)
 
 
 def test_only_rejects_unknown_sections():
