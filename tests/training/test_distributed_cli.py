@@ -69,11 +69,15 @@ def test_the_torchrun_environment_is_read_and_checked():
 
 
 def _rank_one_dies() -> int:
-    """Rank 1 is killed after joining the group; rank 0 waits for it in an all-reduce."""
+    """Rank 1 is killed after the group is up; rank 0 waits for it in an all-reduce."""
     import torch
     import torch.distributed as dist
 
     dist.init_process_group("gloo", timeout=dt.timedelta(seconds=300))
+    # One collective first, so both ranks' connections exist: killed during the rendezvous, rank 1
+    # made gloo abort rank 0 (SIGABRT) instead of raising, on a loaded machine. Mid-training deaths,
+    # which this test is about, happen after the group is up.
+    dist.all_reduce(torch.zeros(1))
     if dist.get_rank() == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     try:
