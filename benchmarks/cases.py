@@ -240,8 +240,6 @@ class KerasFit:
 
     def __init__(self, params: dict, X_all: np.ndarray, Y_all: np.ndarray, spec: ModelSpec = COURSE_MODEL,
                  train: TrainSpec = COURSE_TRAINING):
-        import keras
-
         from tf_model.convert import set_keras_weights
         from tf_model.model import build_model, compile_model
 

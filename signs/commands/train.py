@@ -152,14 +152,8 @@ def run(args: argparse.Namespace) -> int:
 def run_one(args: argparse.Namespace, parallel=None) -> int:
     """The command in this process; ``parallel`` (signs.distributed) wraps the driver's train()."""
     from reference.data.dataset import load_signs
-    from signs.training.driver import (
-        NonFiniteLoss,
-        RunConfig,
-        TrainingInterrupted,
-        check_run_folder,
-        default_out_dir,
-        train,
-    )
+    from signs.training.driver import NonFiniteLoss, RunConfig, TrainingInterrupted, train
+    from signs.training.run_folder import check_run_folder, default_out_dir
     from signs.training.metrics import subset
 
     if args.resume and args.out is None:

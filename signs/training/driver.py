@@ -31,7 +31,6 @@ Two epoch losses are recorded:
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 import time
@@ -41,41 +40,27 @@ from typing import Any, Callable
 
 import numpy as np
 
-from reference.fileio import check_writable
 from reference.messages import use_progress
 from reference.spec import COURSE_MODEL, COURSE_TRAINING, PARAM_NAMES
-from signs.checkpoint import CHECKPOINT_NAME, Checkpoint, check_compatible, load_checkpoint, save_checkpoint
+from signs.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
 from signs.training.metrics import accuracy, course_cost_divisor
 from signs.training.recipes import Recipe, augment_batch, course_recipe, initial_params_and_perturbation, learning_rate_at
-from signs.training.summary import COST_PLOT_NAME, METRICS_NAME, data_identity, write_summary
+from signs.training.run_folder import (
+    load_resumable,
+    prepare_out_dir,
+    run_identity,
+    save_epoch_weights,
+    start_files,
+)
+from signs.training.summary import write_summary
 
 __all__ = [
-    "WEIGHTS_NAME",
-    "RUN_FILES",
     "NonFiniteLoss",
     "TrainingInterrupted",
     "RunConfig",
     "TrainResult",
-    "default_out_dir",
-    "check_run_folder",
     "train",
 ]
-
-WEIGHTS_NAME = "weights.safetensors"
-# Files of a run folder: a fresh run refuses to write over them without force.
-RUN_FILES = (CHECKPOINT_NAME, WEIGHTS_NAME, METRICS_NAME, COST_PLOT_NAME)
-
-
-def default_out_dir(backend: str, recipe: str, root: str | os.PathLike = "runs") -> Path:
-    """A new folder name ``runs/YYYYmmdd-HHMMSS-<backend>-<recipe>`` (suffixed if taken)."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{backend}-{recipe}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
-
 
 class NonFiniteLoss(ArithmeticError):
     """A batch cost or the weights became NaN or infinite; the last good checkpoint is kept."""
@@ -139,104 +124,12 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def _config_identity(config: RunConfig) -> dict[str, Any]:
-    return {
-        "backend": config.backend,
-        "dtype": config.dtype,
-        "device": config.device,
-        "recipe": config.recipe.to_json(),
-    }
-
-
-def _run_identity(config: RunConfig, data) -> dict[str, Any]:
-    return {**_config_identity(config), "data": data_identity(data)}
-
-
-def _load_resumable(checkpoint_path: Path, config: RunConfig, identity: dict[str, Any] | None) -> Checkpoint:
-    """The checkpoint to resume, refused (ValueError) when it belongs to another run or is complete.
-
-    ``identity`` is the new run's (:func:`_run_identity`); ``None`` before the data is loaded,
-    when everything but the data is compared.
-    """
-    state = load_checkpoint(checkpoint_path)
-    recipe = config.recipe
-    if identity is None:
-        identity = {**_config_identity(config), "data": state.config.get("data")}
-    ignore = ("device",) + (("recipe.num_epochs",) if recipe.schedule == "constant" else ())
-    check_compatible(state.config, identity, ignore=ignore)
-    if state.epoch >= recipe.train.num_epochs:
-        raise ValueError(
-            f"--resume: the run in {checkpoint_path.parent} has completed {state.epoch} epochs and "
-            f"--epochs asks for {recipe.train.num_epochs}: nothing to train; pass --epochs greater than "
-            f"{state.epoch} to continue it"
-        )
-    return state
-
-
-def check_run_folder(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool, force: bool) -> None:
-    """Everything about the run folder that can be checked before the data is loaded: a run
-    already there (without ``resume``/``force``), files that cannot be written, and with
-    ``resume`` its checkpoint (readable, the same run, epochs left to train). Writes nothing."""
-    out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, resume, force)
-    if resume:
-        _load_resumable(out_dir / CHECKPOINT_NAME, config, None)
-
-
 def _check_params_finite(params: dict[str, np.ndarray]) -> str | None:
     """The name of the first weight tensor holding a NaN or inf, else None."""
     for name in PARAM_NAMES:
         if not np.all(np.isfinite(params[name])):
             return name
     return None
-
-
-def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
-    """Check ``out_dir`` before any work; nothing is deleted here.
-
-    With ``force`` the previous run's files stay until the new run replaces them (each one
-    atomically, once the new run has its first state: see :func:`_start_files`).
-    """
-    if resume:
-        if not (out_dir / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {out_dir}; nothing to resume")
-        return
-    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
-    if existing and not force:
-        raise FileExistsError(
-            f"--out {out_dir}: already holds a run ({', '.join(existing)}); pass --resume to continue "
-            "it or --force to start over"
-        )
-    for name in RUN_FILES:
-        check_writable(out_dir / name, force=True)  # a folder in the way, no permission: refuse now
-
-
-def _save_epoch_weights(out_dir: Path, config: RunConfig, state: Checkpoint, final: dict | None = None) -> Path:
-    """Write ``state``'s weights to ``out_dir/weights.safetensors`` (atomically), so that a run
-    stopped at any point leaves the weights of its last completed epoch there."""
-    from reference.weights_io import save_safetensors
-
-    recipe = config.recipe
-    metadata = {"backend": config.backend, "recipe": recipe.name, "init": recipe.init, "epochs": str(state.epoch)}
-    if final is None:
-        metadata["status"] = f"in progress or stopped: {state.epoch} of {recipe.train.num_epochs} epochs"
-    else:
-        metadata["status"] = "complete"
-        metadata["train_accuracy"] = f"{final['train_accuracy']:.6f}"
-        test = final["test_accuracy"]
-        metadata["test_accuracy"] = "n/a" if test is None else f"{test:.6f}"
-    return save_safetensors(state.params, out_dir / WEIGHTS_NAME, force=True, metadata=metadata)
-
-
-def _start_files(out_dir: Path, checkpoint_path: Path, config: RunConfig, state: Checkpoint) -> None:
-    """A fresh run's first files (epoch 0: the initial weights). Each replaces the previous run's
-    file atomically; the previous run's results that describe its epochs go only now."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(checkpoint_path, state)  # epoch 0: a NaN in the first epoch still leaves one
-    _save_epoch_weights(out_dir, config, state)
-    for name in (METRICS_NAME, COST_PLOT_NAME):  # would describe the previous run's epochs
-        if (out_dir / name).exists():
-            (out_dir / name).unlink()
 
 
 def train(
@@ -292,13 +185,13 @@ def train(
                                      device=config.device)
     backend = get_backend(config.backend)
     make_trainer = make_trainer or backend.Trainer
-    _prepare_out_dir(out_dir, resume, force)
+    prepare_out_dir(out_dir, resume, force)
     checkpoint_path = out_dir / CHECKPOINT_NAME
-    identity = _run_identity(config, data)
+    identity = run_identity(config, data)
     start_params, perturbation = initial_params_and_perturbation(recipe, dtype)  # also on resume: recorded
 
     if resume:
-        state = _load_resumable(checkpoint_path, config, identity)
+        state = load_resumable(checkpoint_path, config, identity)
         if state.config.get("device") != config.device:
             echo(f"note: the checkpoint was trained on {state.config.get('device')}, continuing on "
                  f"{config.device}: results will not be bitwise those of one uninterrupted run")
@@ -315,7 +208,7 @@ def train(
             params=trainer.get_params(), optimizer=trainer.get_optimizer_state(), epoch=0,
             history=[], elapsed_s=0.0, config=identity,
         )
-        _start_files(out_dir, checkpoint_path, config, state)
+        start_files(out_dir, checkpoint_path, config, state)
     resumed_from = state.epoch
     # After the Trainer is built, so the record shows the framework state the run used.
     record = {
@@ -331,7 +224,7 @@ def train(
         # Ctrl-C may have landed inside save_checkpoint, whose atomic write then left the previous
         # epoch's file: write the last completed epoch again.
         save_checkpoint(checkpoint_path, latest.checkpoint)
-        _save_epoch_weights(out_dir, config, latest.checkpoint)
+        save_epoch_weights(out_dir, config, latest.checkpoint)
         write_summary(out_dir, config, data, latest.checkpoint, status="interrupted", record=record)
         raise TrainingInterrupted(
             f"interrupted after {latest.checkpoint.epoch} completed epochs; checkpoint saved to "
@@ -357,7 +250,7 @@ def train(
         out_dir, config, data, state, status="complete",
         final={"train_accuracy": train_acc, "test_accuracy": test_acc}, record=record,
     )
-    files["weights"] = _save_epoch_weights(
+    files["weights"] = save_epoch_weights(
         out_dir, config, state, final={"train_accuracy": train_acc, "test_accuracy": test_acc}
     )
     files["checkpoint"] = checkpoint_path
@@ -471,7 +364,7 @@ def _train_epochs(trainer, backend, config: RunConfig, data, latest: _Latest, ch
         )
         latest.checkpoint = state
         save_checkpoint(checkpoint_path, state)
-        _save_epoch_weights(checkpoint_path.parent, config, state)
+        save_epoch_weights(checkpoint_path.parent, config, state)
         # ---- log: the course's line every print_every epochs
         if epoch % COURSE_TRAINING.print_every == 0:
             echo("Cost after epoch %i: %f" % (epoch, course_cost))

@@ -15,7 +15,8 @@ import pytest
 from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.tolerances import adam_tolerance, relative_error
-from signs.training.driver import WEIGHTS_NAME, RunConfig, TrainingInterrupted, train
+from signs.training.driver import RunConfig, TrainingInterrupted, train
+from signs.training.run_folder import WEIGHTS_NAME
 from signs.training.metrics import accuracy
 from signs.training.recipes import course_recipe
 from signs.training.summary import COST_PLOT_NAME, METRICS_NAME

@@ -16,7 +16,7 @@ from reference.model import softmax
 from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.cli import main
-from signs.training.driver import WEIGHTS_NAME
+from signs.training.run_folder import WEIGHTS_NAME
 from signs.training.summary import METRICS_NAME
 from training_helpers import (
     CLI_BACKEND,

@@ -11,7 +11,7 @@ import pytest
 from reference.weights_io import load_safetensors
 from signs.checkpoint import load_checkpoint
 from signs.cli import main
-from signs.training.driver import RUN_FILES, WEIGHTS_NAME
+from signs.training.run_folder import RUN_FILES, WEIGHTS_NAME
 from training_helpers import CLI_BACKEND, assert_params_bitwise_equal, backend_or_skip, train_argv, trainer_proxy
 
 pytestmark = pytest.mark.data
