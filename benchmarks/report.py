@@ -498,9 +498,23 @@ def render_markdown(results: dict) -> str:
     from benchmarks.inference import inference_markdown
 
     for part in (_setup, _targets, _findings, _limit, _layers, _steps, _epochs, _memory, _profile,
-                 inference_markdown):
+                 inference_markdown, _by_hand):
         lines += part(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+BY_HAND = Path(__file__).with_name("by_hand.md")  # sections `signs bench` does not measure
+
+
+def _by_hand(results: dict) -> list[str]:
+    """The hand-measured sections (benchmarks/by_hand.md), kept as they are after the measured ones
+    so that regenerating the report does not drop them; its leading HTML comment is left out."""
+    if not BY_HAND.is_file():
+        return []
+    text = BY_HAND.read_text(encoding="utf-8")
+    if text.startswith("<!--"):
+        text = text[text.index("-->") + 3:]
+    return [*text.strip("\n").splitlines(), ""]
 
 
 def _json_default(value):

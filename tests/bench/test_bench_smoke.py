@@ -128,3 +128,17 @@ def test_only_rejects_unknown_sections():
     assert parse_sections("steps, layers") == ("layers", "steps")
     with pytest.raises(ValueError, match="--only: expected a comma-separated list"):
         parse_sections("layers,gpu")
+
+
+def test_the_report_keeps_the_hand_measured_sections():
+    """Regenerating BENCHMARKS.md must not drop the sections `signs bench` does not measure
+    (benchmarks/by_hand.md: the compare timing and data-parallel images/s)."""
+    import json
+
+    from benchmarks.report import BY_HAND, render_markdown
+
+    results = json.loads((BY_HAND.parent / "results.json").read_text(encoding="utf-8"))
+    text = render_markdown(results)
+    assert "## signs compare (measured separately" in text
+    assert "## Data-parallel training (hand-measured" in text
+    assert "<!--" not in text
