@@ -168,9 +168,11 @@ def _watch(processes: list, failed_order: list[int]) -> None:
     the first failure give the others STOP_GRACE_S, then stop them."""
     failed_at = None
     while any(process.is_alive() for process in processes):
-        for rank, process in enumerate(processes):
-            if process.exitcode not in (None, 0) and rank not in failed_order:
-                failed_order.append(rank)
+        newly = [rank for rank, process in enumerate(processes)
+                 if process.exitcode not in (None, 0) and rank not in failed_order]
+        # Seen in the same poll: a survivor that gloo aborted (SIGABRT) when its peer's sockets
+        # closed is a consequence, not the cause; the other rank is named first.
+        failed_order += sorted(newly, key=lambda rank: processes[rank].exitcode == -signal.SIGABRT)
         if failed_at is None and failed_order:
             failed_at = time.monotonic()
         if failed_at is not None and time.monotonic() - failed_at > STOP_GRACE_S:

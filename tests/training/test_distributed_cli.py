@@ -95,7 +95,11 @@ def test_a_dead_rank_stops_the_others_within_seconds_and_is_named():
     outcome = spawn_workers(_rank_one_dies, 2)
     # the survivor noticed the closed sockets at once, far sooner than the group's 300 s timeout
     assert time.monotonic() - start < 45
-    assert outcome.exit_codes == [PEER_LOST, -signal.SIGKILL]
+    # The survivor either raised (PEER_LOST, what signs train's worker returns) or was aborted by
+    # gloo itself when the peer's sockets closed (SIGABRT: seen now and then here, also on a quiet machine):
+    # both stop it; the rank named is the one that died first.
+    assert outcome.exit_codes[1] == -signal.SIGKILL
+    assert outcome.exit_codes[0] in (PEER_LOST, -signal.SIGABRT)
     assert outcome.describe_dead() == "rank 1 died (killed by SIGKILL)"
 
 
