@@ -74,9 +74,7 @@ def _rank_one_dies() -> int:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", timeout=dt.timedelta(seconds=300))
-    # One collective first, so both ranks' connections exist: killed during the rendezvous, rank 1
-    # made gloo abort rank 0 (SIGABRT) instead of raising, on a loaded machine. Mid-training deaths,
-    # which this test is about, happen after the group is up.
+    # One collective first: the death this test is about happens mid-training, once the group is up.
     dist.all_reduce(torch.zeros(1))
     if dist.get_rank() == 1:
         os.kill(os.getpid(), signal.SIGKILL)
