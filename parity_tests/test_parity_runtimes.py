@@ -101,7 +101,7 @@ def test_exported_onnx_file_gives_reference_logits_on_signs_test_images(runtime,
     from reference.init import glorot_init
     from reference.weights_io import save_safetensors
     from signs.cli import main
-    from signs.onnx_export import params_sha256
+    from reference.weights_io import params_sha256
     from signs.tolerances import onnx_tolerance, relative_error
 
     params = glorot_init(3, dtype=np.float32)

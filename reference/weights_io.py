@@ -10,6 +10,7 @@ Metadata (string to string): format_version, layout, dtype, source, plus anythin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "FORMAT_VERSION",
     "LAYOUT",
     "existing_file",
+    "params_sha256",
     "save_safetensors",
     "load_safetensors",
     "save_npz",
@@ -152,3 +154,19 @@ def existing_file(path, what: str = "weight file") -> Path:
         kind = "a directory" if path.is_dir() else "not a regular file"
         raise ValueError(f"{path}: expected a {what}, got {kind} (not a file)")
     return path
+
+
+def params_sha256(params: dict[str, np.ndarray]) -> str:
+    """SHA-256 of canonical weights: per name in ``PARAM_NAMES`` order, the name, dtype, shape and
+    the C-order little-endian bytes (so a transposed or re-typed copy hashes differently, and the
+    same weights hash alike whatever file format they came from). The one weights identity of the
+    project: metrics.json's ``initial_weights_sha256`` and an exported ONNX file's metadata."""
+    digest = hashlib.sha256()
+    for name in PARAM_NAMES:
+        if name not in params:
+            raise ValueError(f"params: expected the weights {PARAM_NAMES}, got {sorted(params)}")
+        array = np.ascontiguousarray(params[name])
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

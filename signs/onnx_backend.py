@@ -23,7 +23,8 @@ import torch  # noqa: F401  (the exporter runs the PyTorch model)
 from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, GRADIENT_NAMES, ModelSpec
 from reference.validate import check_params
 from signs.tolerances import RUNTIME_PARITY
-from signs.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model, output_names, params_sha256
+from reference.weights_io import params_sha256
+from signs.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model, output_names
 
 __all__ = ["NAME", "NOTE", "NOT_APPLICABLE", "UNSUPPORTED_DTYPES", "providers", "session",
            "forward_backward", "predict_logits", "check_against_torch"]

@@ -11,7 +11,7 @@ The file: input ``input``, NHWC (batch, 64, 64, 3) with a dynamic batch, float32
 pixels / 255 as every model in the project takes them; output ``logits`` (batch, 6). With
 ``activations=True`` (what ``signs verify`` runs) the outputs are every activation Z1 A1 P1 Z2 A2
 P2 F (NHWC) and ``logits`` (= Z3). Metadata (``metadata_props``): the canonical weights' SHA-256
-(:func:`params_sha256`), the weight file's SHA-256 when there is one, the model spec as JSON, the
+(:func:`reference.weights_io.params_sha256`), the weight file's SHA-256 when there is one, the model spec as JSON, the
 exporter and its version. The file is validated with ``onnx.checker.check_model(full_check=True)``
 and written atomically.
 
@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, PARAM_NAMES, ModelSpec
+from reference.spec import ACTIVATION_NAMES, COURSE_MODEL, ModelSpec
 from reference.validate import check_params
+from reference.weights_io import params_sha256
 
 __all__ = [
     "OPSET",
     "INPUT_NAME",
     "OUTPUT_NAME",
     "EXPORTER",
-    "params_sha256",
     "file_sha256",
     "export_metadata",
     "build_onnx_model",
@@ -51,18 +51,6 @@ OPSET = 18
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 EXPORTER = "torch.onnx.export(dynamo=True)"
-
-
-def params_sha256(params: dict[str, np.ndarray]) -> str:
-    """SHA-256 of the canonical tensors: per name in W1 W2 W3 b3 order, name, dtype, shape, C-order
-    little-endian bytes. Equal for equal weights whatever file format they came from."""
-    digest = hashlib.sha256()
-    for name in PARAM_NAMES:
-        value = np.ascontiguousarray(params[name])
-        little = value.astype(value.dtype.newbyteorder("<"), copy=False)
-        digest.update(f"{name}:{little.dtype.str}:{value.shape};".encode())
-        digest.update(little.tobytes())
-    return digest.hexdigest()
 
 
 def file_sha256(path: str | os.PathLike) -> str:

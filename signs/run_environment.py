@@ -9,7 +9,7 @@ whether TensorFlow runs its oneDNN kernels, TF32 on GPUs, and the frameworks' de
 
 :func:`apply_thread_settings` fixes them (``signs train --threads N --deterministic``) and
 :func:`describe_run_environment` records them in ``metrics.json``, with the initial weights'
-SHA-256 (:func:`params_sha256`), so a run can be repeated bit for bit on the same machine and
+SHA-256 (:func:`reference.weights_io.params_sha256`), so a run can be repeated bit for bit on the same machine and
 software, and two runs that differ can be told apart by their records.
 
 TensorFlow's thread pools can only be sized before its runtime starts (its first op), so
@@ -19,7 +19,6 @@ imported lazily, and only the one the run uses.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.spec import PARAM_NAMES
+from reference.weights_io import params_sha256
 
 __all__ = [
     "RECORDED_ENV",
@@ -37,7 +36,6 @@ __all__ = [
     "available_cores",
     "cpu_model",
     "framework_versions",
-    "params_sha256",
     "apply_thread_settings",
     "set_blas_threads",
     "set_torch_threads",
@@ -97,20 +95,6 @@ def framework_versions(backend_name: str) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
-
-
-def params_sha256(params: dict[str, np.ndarray]) -> str:
-    """SHA-256 of canonical weights: per name in ``PARAM_NAMES`` order, the name, dtype, shape and
-    the C-order little-endian bytes (so a transposed or re-typed copy hashes differently)."""
-    digest = hashlib.sha256()
-    for name in PARAM_NAMES:
-        if name not in params:
-            raise ValueError(f"params: expected the weights {PARAM_NAMES}, got {sorted(params)}")
-        array = np.ascontiguousarray(params[name])
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------

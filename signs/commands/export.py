@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     from reference.fileio import check_writable
     from signs.convert import load_weights
-    from signs.onnx_export import OPSET, export_onnx, params_sha256
+    from reference.weights_io import params_sha256
+    from signs.onnx_export import OPSET, export_onnx
 
     check_writable(args.out, args.force)
     params, _ = load_weights(args.weights)

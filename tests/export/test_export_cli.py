@@ -13,7 +13,8 @@ import onnx  # noqa: E402
 from reference.init import glorot_init  # noqa: E402
 from reference.weights_io import save_npz  # noqa: E402
 from signs.cli import main  # noqa: E402
-from signs.onnx_export import file_sha256, params_sha256  # noqa: E402
+from reference.weights_io import params_sha256  # noqa: E402
+from signs.onnx_export import file_sha256  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import pytest
 
 from reference.init import ULP_PERTURBED, course_init, perturb_one_ulp
 from reference.weights_io import load_safetensors
-from signs.run_environment import apply_thread_settings, blas_pools, params_sha256
+from reference.weights_io import params_sha256
+from signs.run_environment import apply_thread_settings, blas_pools
 from signs.training.recipes import course_recipe, initial_params
 from training_helpers import BACKEND_NAMES, assert_params_bitwise_equal, backend_or_skip
 
