@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from reference.messages import one_line
+
 __all__ = [
     "PEER_LOST",
     "STOP_GRACE_S",
@@ -288,7 +290,7 @@ def _torch_worker(args, body: Callable[..., int], env: LaunchEnv) -> int:
             raise
         if not env.spawned:  # under torchrun each rank says why it stopped; the launcher names the failed one
             print(f"signs {args.command}: error: rank {env.rank}: stopped, another rank left the process "
-                  f"group ({_first_line(exc)})", file=sys.stderr)
+                  f"group ({one_line(exc)})", file=sys.stderr)
         return PEER_LOST
     finally:
         with contextlib.suppress(Exception):  # a broken group cannot always be torn down cleanly
@@ -302,11 +304,6 @@ def peer_lost(exc: BaseException) -> bool:
     import torch.distributed as dist
 
     return isinstance(exc, dist.DistError) or "gloo/transport" in str(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from signs.port.script import import_script
+from signs.port.script import describe_exception, import_script
 
 __all__ = ["CandidateSpec", "parse_candidate", "parse_callable", "load_callable", "call_user",
            "framework_of"]
@@ -93,7 +93,7 @@ def call_user(function: Callable[..., Any], args: tuple, what: str) -> Any:
         return function(*args)
     except Exception as exc:  # user code: report, never a traceback
         raise ValueError(f"{what}: {getattr(function, '__name__', type(function).__name__)}() raised "
-                         f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                         f"{describe_exception(exc)}") from exc
 
 
 def framework_of(obj: object) -> str | None:
@@ -109,7 +109,3 @@ def framework_of(obj: object) -> str | None:
     if keras is not None and isinstance(obj, keras.Model):
         return "keras"
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
