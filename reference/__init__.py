@@ -10,7 +10,9 @@ The course's API, unchanged, so a learner's notebook code runs after
 - vectorised, same signatures and caches (:mod:`reference.fast_layers`): ``conv_forward_fast``,
   ``conv_backward_fast``, ``pool_forward_fast``, ``pool_backward_fast``;
 - the whole model (:mod:`reference.model`): ``model_forward``, ``model_backward``,
-  ``compute_cost``, ``forward_backward``, ``train_gradients`` and the small layers;
+  ``compute_cost``, ``forward_backward``, ``train_gradients`` and the small layers; the training
+  step's conv1 -> relu -> pool1 fused block by block (:mod:`reference.fused`) on the block workers
+  of :mod:`reference.gemm` (``set_block_workers``; results do not depend on their number);
 - ``Adam`` with TF1's update rule (:mod:`reference.adam`);
 - ``resolve_padding`` (:mod:`reference.padding`): int, "same", "valid" or explicit padding.
 """

@@ -27,7 +27,7 @@ How it is fast
   kernel offset into a channel-major accumulator; for stride 1 each add is a single contiguous
   run per image (see ``_col2im_stride1``). No ``np.add.at``, no loop over pixels.
 - Every conv matmul is issued as a stack of GEMMs small enough for OpenBLAS to run each on the
-  calling thread (``SINGLE_THREAD_GEMM``): these products are thin, threading them gains little,
+  calling thread (:mod:`reference.gemm`): these products are thin, threading them gains little,
   and on a busy machine each threaded call's barrier cost milliseconds (30x slower steps).
 - Pooling reduces over the window one offset at a time, height first, so every ufunc call runs
   over long contiguous rows.
@@ -35,7 +35,9 @@ How it is fast
   compares the input with the repeated pooled maximum in one pass and repairs only the windows
   that hold a tie; other geometries use an argmax over the windows.
 - For the training step, :func:`max_pool_first_positions` and :func:`conv_weight_grad_sparse`
-  compute a conv's ``dW`` from the one cell per pooling window that receives a gradient.
+  compute a conv's ``dW`` from the one cell per pooling window that receives a gradient (when
+  the pool's windows tile the conv output, as in the course model, :mod:`reference.fused` does
+  conv1 -> relu -> pool1 block by block instead, on :mod:`reference.gemm`'s block workers).
 
 One deliberate difference from the course
 -----------------------------------------
@@ -58,6 +60,7 @@ from reference.layers import (
     conv_geometry,
     pool_geometry,
 )
+from reference.gemm import matmul_cols, matmul_long_inner, matmul_rows
 from reference.padding import pad_spatial
 
 __all__ = [
@@ -79,49 +82,6 @@ __all__ = [
 # Rows of the im2col matrix built at a time. ~8k rows x 48 columns of float32 is 1.5 MiB: the
 # block and its matmul output stay in L2/L3, which is what makes the matmul fast.
 CHUNK_ROWS = 8192
-
-# OpenBLAS runs a GEMM on one thread when m * n * k <= 65536 * GEMM_MULTITHREAD_THRESHOLD (4).
-# The conv products are thin (n = n_C = 8 or 16), so a threaded call gains little, and each one
-# waits at a thread barrier: on a busy machine (more runnable processes than cores) that wait
-# made a conv1 forward 30x slower. So they are issued as stacks of GEMMs under this size, which
-# np.matmul runs in one call, each on the calling thread. (Other BLAS libraries just see
-# ordinary stacked products.)
-SINGLE_THREAD_GEMM = 65536 * 4
-
-
-def _gemm_rows(k: int, n: int) -> int:
-    """Rows of an ``(rows, k) @ (k, n)`` product that keep it single-threaded in OpenBLAS."""
-    return max(16, SINGLE_THREAD_GEMM // max(1, k * n))
-
-
-def _matmul_rows(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> None:
-    """``out = A @ B`` as a stack of row blocks: A (M, K) any strides, B (K, N), out (M, N)
-    C-contiguous."""
-    M, K = A.shape
-    N = B.shape[1]
-    step = _gemm_rows(K, N)
-    whole = (M // step) * step
-    if whole:
-        # Splitting the row axis is a view for any strides; np.matmul loops over the stack in C.
-        np.matmul(A[:whole].reshape(-1, step, K), B, out=out[:whole].reshape(-1, step, N))
-    if whole < M:
-        np.matmul(A[whole:], B, out=out[whole:])
-
-
-def _matmul_long_inner(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A @ B`` for A (K, L), B (L, N) with a long inner axis L (the ``dW = patches^T dZ``
-    products), as a stack of products over slices of L, then summed."""
-    K, L = A.shape
-    N = B.shape[1]
-    step = _gemm_rows(K, N)
-    whole = (L // step) * step
-    total = np.zeros((K, N), dtype=np.result_type(A, B))
-    if whole:
-        stack_A = A[:, :whole].reshape(K, -1, step).transpose(1, 0, 2)  # (blocks, K, step), a view
-        total += np.matmul(stack_A, B[:whole].reshape(-1, step, N)).sum(axis=0)
-    if whole < L:
-        total += A[:, whole:] @ B[whole:]
-    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,7 +193,7 @@ def conv_forward_padded(A_pad: np.ndarray, W: np.ndarray, g: ConvGeometry, *, la
     for start, stop, cols in _im2col_blocks(A_pad, g, layout):
         # planar cols are (K, pixels): BLAS reads the transpose in place.
         patch_rows = cols.T if layout == "planar" else cols
-        _matmul_rows(patch_rows, W_mat, Z_rows[start * rows_per_image : stop * rows_per_image])
+        matmul_rows(patch_rows, W_mat, Z_rows[start * rows_per_image : stop * rows_per_image])
     return Z
 
 
@@ -263,7 +223,7 @@ def conv_backward_padded(
     for start, stop, cols in _im2col_blocks(A_pad, g, layout):
         # dW = patches^T @ dZ, accumulated block by block; planar cols are already (K, pixels).
         patch_cols = cols if layout == "planar" else cols.T
-        dW_mat += _matmul_long_inner(patch_cols, dZ_rows[start * rows_per_image : stop * rows_per_image])
+        dW_mat += matmul_long_inner(patch_cols, dZ_rows[start * rows_per_image : stop * rows_per_image])
     if layout == "planar":
         # rows (c, i, j) -> HWIO (i, j, c, o)
         dW_mat = dW_mat.reshape(g.n_C_prev, g.f_h, g.f_w, g.n_C).transpose(1, 2, 0, 3).reshape(K, g.n_C)
@@ -278,21 +238,6 @@ def conv_backward_padded(
     # (n_C_prev, m, H_pad, W_pad) -> (m, n_H_prev, n_W_prev, n_C_prev): crop, then NHWC.
     cropped = dA_planar[:, :, top : top + g.n_H_prev, left : left + g.n_W_prev]
     return np.ascontiguousarray(cropped.transpose(1, 2, 3, 0)), dW
-
-
-def _matmul_cols(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> None:
-    """``out = A @ B`` as a stack of column blocks: A (M, K), B (K, L) any strides, out (M, L)
-    C-contiguous. Each block of ``out`` is a column slice, which BLAS writes in place."""
-    M, K = A.shape
-    L = B.shape[1]
-    step = _gemm_rows(M, K)  # columns per single-threaded block
-    whole = (L // step) * step
-    if whole:
-        stack_B = B[:, :whole].reshape(K, -1, step).transpose(1, 0, 2)  # (blocks, K, step), a view
-        stack_out = out[:, :whole].reshape(M, -1, step).transpose(1, 0, 2)  # (blocks, M, step), a view
-        np.matmul(A, stack_B, out=stack_out)
-    if whole < L:
-        np.matmul(A, B[:, whole:], out=out[:, whole:])
 
 
 # The input gradient is accumulated channel-major, (n_C_prev, m, H_pad, W_pad): each kernel
@@ -323,7 +268,7 @@ def _col2im_stride1(dZ: np.ndarray, padded_shape, W: np.ndarray, g: ConvGeometry
     for start, stop in _image_blocks(m, run):
         n = stop - start
         out = d_cols[: K * n * run].reshape(K, n * run)
-        _matmul_cols(W_mat, dZ_wide[start * run : stop * run].T, out)
+        matmul_cols(W_mat, dZ_wide[start * run : stop * run].T, out)
         by_offset = out.reshape(g.f_h, g.f_w, C, n, run)
         for i in range(g.f_h):
             for j in range(g.f_w):
@@ -345,7 +290,7 @@ def _col2im_strided(dZ: np.ndarray, padded_shape, W: np.ndarray, g: ConvGeometry
     for start, stop in _image_blocks(m, rows_per_image):
         n = stop - start
         out = d_cols[: K * n * rows_per_image].reshape(K, n * rows_per_image)
-        _matmul_cols(W_mat, dZ_rows[start * rows_per_image : stop * rows_per_image].T, out)
+        matmul_cols(W_mat, dZ_rows[start * rows_per_image : stop * rows_per_image].T, out)
         by_offset = out.reshape(g.f_h, g.f_w, C, n, g.n_H, g.n_W)
         for i in range(g.f_h):
             for j in range(g.f_w):
@@ -402,7 +347,7 @@ def conv_backward_fast(dZ, cache):
     dA_prev, dW = conv_backward_padded(dZ, A_pad, W.astype(dtype, copy=False), g)
     # BLAS products with a ones vector: several times faster than .sum(axis=0) over a short last axis.
     dZ_rows = dZ.reshape(-1, g.n_C)
-    db = _matmul_long_inner(np.ones((1, dZ_rows.shape[0]), dtype=dtype), dZ_rows).reshape(1, 1, 1, g.n_C)
+    db = matmul_long_inner(np.ones((1, dZ_rows.shape[0]), dtype=dtype), dZ_rows).reshape(1, 1, 1, g.n_C)
     return dA_prev, dW, db
 
 
@@ -696,4 +641,4 @@ def conv_weight_grad_sparse(A_pad: np.ndarray, g: ConvGeometry, n, h, w, c, valu
     patches = np.take(np.ascontiguousarray(A_pad).reshape(-1), start[:, None] + offsets[None, :])  # (T, K)
     scatter = np.zeros((n.size, g.n_C), dtype=g.dtype)
     scatter[np.arange(n.size), c] = values
-    return _matmul_long_inner(patches.T, scatter).reshape(g.f_h, g.f_w, g.n_C_prev, g.n_C)
+    return matmul_long_inner(patches.T, scatter).reshape(g.f_h, g.f_w, g.n_C_prev, g.n_C)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from reference import fast_layers
+from reference import fast_layers, fused
 from reference import layers as loop_layers
 from reference.layers import ConvGeometry, PoolGeometry
 from reference.padding import pad_spatial
@@ -193,10 +193,30 @@ def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fas
         return pool_forward(A, layer.hparameters, "max")[0]
 
     acts: dict[str, np.ndarray] = {}
-    acts["Z1"] = conv(X, params["W1"], spec.conv1)
+    g1, gp1 = _conv1_pool1_geometry(params, X, spec)
+    if impl == "fast" and fused.can_fuse(g1, gp1):
+        # conv1 by the training step's own products (reference.fused), so that Trainer.step's
+        # cost is this forward's, bit for bit.
+        acts["Z1"] = np.empty(g1.output_shape, dtype=g1.dtype)
+        fused.conv_relu_pool_forward(X, params["W1"], g1, gp1, Z_out=acts["Z1"])
+    else:
+        acts["Z1"] = conv(X, params["W1"], spec.conv1)
     acts["A1"] = relu_forward(acts["Z1"])
     acts["P1"] = pool(acts["A1"], spec.pool1)
-    acts["Z2"] = conv(acts["P1"], params["W2"], spec.conv2)
+    acts.update(_forward_after_pool1(params, acts["P1"], spec, conv, pool))
+    return acts
+
+
+def _conv1_pool1_geometry(params, X, spec: ModelSpec) -> tuple[ConvGeometry, PoolGeometry]:
+    g1 = ConvGeometry(X, params["W1"], None, spec.conv1.hparameters)
+    # PoolGeometry reads only the shape and dtype of its input: a zero-stride stand-in for Z1.
+    gp1 = PoolGeometry(np.broadcast_to(np.zeros((), g1.dtype), g1.output_shape), spec.pool1.hparameters)
+    return g1, gp1
+
+
+def _forward_after_pool1(params, P1: np.ndarray, spec: ModelSpec, conv, pool) -> dict:
+    """Z2 A2 P2 F Z3 from P1 (the part of the forward that every path shares)."""
+    acts = {"Z2": conv(P1, params["W2"], spec.conv2)}
     acts["A2"] = relu_forward(acts["Z2"])
     acts["P2"] = pool(acts["A2"], spec.pool2)
     acts["F"] = flatten_forward(acts["P2"])
@@ -242,19 +262,8 @@ def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MOD
     else:
         conv_back, pool_back = fast_layers.conv_backward_fast, fast_layers.pool_backward_fast
 
-    def pool_relu_back(dP, A, Z, pool):
-        """MAXPOOL then RELU backward: (m, n_H', n_W', n_C) -> dZ (m, n_H, n_W, n_C)."""
-        dA = pool_back(dP, (A, pool.hparameters), "max")
-        if route is not None:
-            route(pool, dP, dA)
-        return relu_backward(dA, Z)
-
-    grads: dict[str, np.ndarray] = {}
-    dZ3 = softmax_cross_entropy_backward(a["Z3"], Y)
-    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, a["F"], params["W3"])
-    dP2 = flatten_backward(dF, a["P2"].shape)
-    dZ2 = pool_relu_back(dP2, a["A2"], a["Z2"], spec.pool2)
-    dP1, grads["dW2"], _ = conv_back(dZ2, (a["P1"], params["W2"], None, spec.conv2.hparameters))
+    pool_relu_back = _pool_relu_backward(pool_back, route)
+    dP1, grads = _backward_to_pool1(params, Y, a, spec, conv_back, pool_relu_back)
     if impl == "fast" and not need_dX and route is None:
         grads["dW1"] = _conv1_weight_grad_sparse(dP1, X, params["W1"], a, spec)
     else:
@@ -263,6 +272,30 @@ def model_backward(params, X, Y, activations: dict, spec: ModelSpec = COURSE_MOD
         if need_dX:
             grads["dX"] = dX
     return {name: grads[name] for name in GRADIENT_NAMES if name in grads}
+
+
+def _pool_relu_backward(pool_back, route: PoolRoute | None = None):
+    """MAXPOOL then RELU backward with ``pool_back`` (loop or fast layers), ``route`` called in
+    between: ``back(dP, A, Z, pool)`` maps (m, n_H', n_W', n_C) -> dZ (m, n_H, n_W, n_C)."""
+
+    def back(dP, A, Z, pool):
+        dA = pool_back(dP, (A, pool.hparameters), "max")
+        if route is not None:
+            route(pool, dP, dA)
+        return relu_backward(dA, Z)
+
+    return back
+
+
+def _backward_to_pool1(params, Y, a: dict, spec: ModelSpec, conv_back, pool_relu_back):
+    """``dP1`` and the gradients of W2, W3, b3 from the activations after pool1 (Z2 ... Z3)."""
+    grads: dict[str, np.ndarray] = {}
+    dZ3 = softmax_cross_entropy_backward(a["Z3"], Y)
+    dF, grads["dW3"], grads["db3"] = dense_backward(dZ3, a["F"], params["W3"])
+    dP2 = flatten_backward(dF, a["P2"].shape)
+    dZ2 = pool_relu_back(dP2, a["A2"], a["Z2"], spec.pool2)
+    dP1, grads["dW2"], _ = conv_back(dZ2, (a["P1"], params["W2"], None, spec.conv2.hparameters))
+    return dP1, grads
 
 
 def _conv1_weight_grad_sparse(dP1: np.ndarray, X: np.ndarray, W1: np.ndarray, activations: dict,
@@ -308,8 +341,11 @@ def predict_logits(params, X, spec: ModelSpec = COURSE_MODEL) -> np.ndarray:
 def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
     """The cost and the parameter gradients of one training step.
 
-    :func:`model_forward` (fast layers) then :func:`model_backward` without ``dX``, which
-    gathers ``dW1`` from one cell per pool1 window (the step's largest saving).
+    When pool1's windows tile conv1's output (the course model), CONV1 -> RELU -> POOL1 runs
+    fused block by block on the block workers (:mod:`reference.fused`: neither Z1 nor A1 is
+    written, and ``dW1`` is gathered from one cell per pool1 window); otherwise
+    :func:`model_forward` (fast layers) then :func:`model_backward` without ``dX``, which gathers
+    ``dW1`` the same way from the whole Z1. The layers after pool1 are the same code either way.
 
     Parameters
     ----------
@@ -323,5 +359,21 @@ def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
     grads : dict dW1 dW2 dW3 db3
     """
     check_batch(X, Y, check_params(params, spec), spec)
-    acts = model_forward(params, X, spec)
-    return compute_cost(acts["Z3"], Y), model_backward(params, X, Y, acts, spec, need_dX=False)
+    g1, gp1 = _conv1_pool1_geometry(params, X, spec)
+    if not fused.can_fuse(g1, gp1):
+        acts = model_forward(params, X, spec)
+        return compute_cost(acts["Z3"], Y), model_backward(params, X, Y, acts, spec, need_dX=False)
+    conv = lambda A, W, layer: fast_layers.conv_forward_fast(A, W, None, layer.hparameters)[0]
+    pool = lambda A, layer: fast_layers.pool_forward_fast(A, layer.hparameters, "max")[0]
+    P1, cache1 = fused.conv_relu_pool_forward(X, params["W1"], g1, gp1)
+    acts = {"P1": P1, **_forward_after_pool1(params, P1, spec, conv, pool)}
+
+    def pool_relu_back(dP, A, Z, layer):
+        # Route through Z's windows, not A's: where the pooled value is positive their first
+        # maxima are the same cell, and elsewhere the ReLU zeroes the gradient either way; A's
+        # windows with the ReLU off are all-zero ties that cost a repair pass every step.
+        return relu_backward(fast_layers.pool_backward_fast(dP, (Z, layer.hparameters), "max"), Z)
+
+    dP1, grads = _backward_to_pool1(params, Y, acts, spec, fast_layers.conv_backward_fast, pool_relu_back)
+    grads["dW1"] = fused.conv_relu_pool_weight_grad(dP1, cache1, g1, gp1)
+    return compute_cost(acts["Z3"], Y), {name: grads[name] for name in GRADIENT_NAMES if name in grads}

@@ -157,8 +157,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "conv bias gradient averaged over the output cells instead of summed",
         "reference/fast_layers.py",
-        "    db = _matmul_long_inner(np.ones((1, dZ_rows.shape[0]), dtype=dtype), dZ_rows).reshape(1, 1, 1, g.n_C)",
-        "    db = _matmul_long_inner(np.ones((1, dZ_rows.shape[0]), dtype=dtype), dZ_rows).reshape(1, 1, 1, g.n_C)"
+        "    db = matmul_long_inner(np.ones((1, dZ_rows.shape[0]), dtype=dtype), dZ_rows).reshape(1, 1, 1, g.n_C)",
+        "    db = matmul_long_inner(np.ones((1, dZ_rows.shape[0]), dtype=dtype), dZ_rows).reshape(1, 1, 1, g.n_C)"
         " / dZ_rows.shape[0]",
         (f"{PARITY_LAYERS}::test_layer_forward_backward_agree",),
     ),
@@ -174,7 +174,21 @@ MUTANTS: tuple[Mutant, ...] = (
         "reference/model.py",
         "    live = values != 0  # windows whose ReLU is off send nothing",
         "    live = values > 0",
-        (f"{REF_MODEL}::test_training_step_equals_the_loop_layers",),
+        ("tests/reference/test_reference_pool_semantics.py::test_training_step_with_overlapping_and_padded_pools",),
+    ),
+    Mutant(
+        "fused training step sends gradient through windows whose ReLU is off",
+        "reference/fused.py",
+        "    values = np.where(P > 0, dP, np.zeros((), dtype=conv.dtype))",
+        "    values = np.where(P >= 0, dP, np.zeros((), dtype=conv.dtype))",
+        ("tests/reference/test_reference_fused.py::test_weight_grad_equals_the_course_loops",),
+    ),
+    Mutant(
+        "fused training step routes a tied window to its last maximum",
+        "reference/fused.py",
+        "        first = by_window.argmax(axis=2)  # (o, windows): the first maximum, row-major in the window",
+        "        first = (window - 1) - by_window[:, :, ::-1].argmax(axis=2)",
+        ("tests/reference/test_reference_fused.py::test_first_maximum_of_tied_windows_gets_the_gradient",),
     ),
     Mutant(
         "ReLU gradient passes at Z == 0",

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.gemm import available_cores, block_workers, set_block_workers
 from reference.weights_io import params_sha256
 
 __all__ = [
@@ -65,14 +66,6 @@ FRAMEWORK_PACKAGES = {"numpy": ("numpy",), "tf": ("numpy", "tensorflow", "keras"
 # cuBLAS is deterministic only with a fixed workspace (PyTorch's reproducibility notes); it must be
 # set before the first cuBLAS call.
 _CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return int(os.cpu_count() or 1)
 
 
 def cpu_model() -> str:
@@ -164,8 +157,8 @@ def apply_thread_settings(backend: str, threads: int | None = None, *, determini
     ----------
     backend : "numpy", "tf" or "torch"; only its framework is imported and configured (NumPy's
         BLAS is configured for every backend: the data pipeline and the numpy backend use it).
-    threads : size of every pool (BLAS; torch intra- and inter-op; TF intra- and inter-op), or
-        ``None`` to keep the frameworks' defaults.
+    threads : size of every pool (BLAS; the NumPy reference's block workers; torch intra- and
+        inter-op; TF intra- and inter-op), or ``None`` to keep the defaults.
     deterministic : torch ``use_deterministic_algorithms(True)`` (and cuDNN deterministic, no
         autotuning, cuBLAS's fixed workspace on CUDA), TF ``enable_op_determinism()``, and fixed
         thread counts: ``threads`` if given, else :func:`available_cores`.
@@ -185,6 +178,7 @@ def apply_thread_settings(backend: str, threads: int | None = None, *, determini
     applied: dict[str, Any] = {"threads": threads, "deterministic": bool(deterministic)}
     if threads is not None:
         set_blas_threads(threads)
+        set_block_workers(threads)  # reference.gemm: the NumPy backend's blocks of images
     if backend == "torch":
         _apply_torch(threads, deterministic, device, applied)
     elif backend == "tf":
@@ -306,6 +300,8 @@ def describe_run_environment(backend: str, device: str = "cpu",
         "cores_available": available_cores(),
         "env": {name: os.environ.get(name) for name in RECORDED_ENV},
         "blas": blas_pools(),
+        # Threads of the NumPy reference's blocks (reference.gemm); its bits do not depend on it.
+        "numpy_block_workers": block_workers(),
     }
     if backend == "torch":
         record["torch"] = _torch_environment(device)

@@ -243,9 +243,10 @@ def test_both_im2col_layouts_equal_loop(layout, shape, kernel, stride, pad):
 def test_blocked_gemms_equal_loop(monkeypatch, chunk_rows, gemm_size):
     """Image blocks, stacked sub-GEMMs and their remainders (sizes forced small) change nothing."""
     import reference.fast_layers as fast_layers
+    import reference.gemm as gemm
 
     monkeypatch.setattr(fast_layers, "CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(fast_layers, "SINGLE_THREAD_GEMM", gemm_size)
+    monkeypatch.setattr(gemm, "SINGLE_THREAD_GEMM", gemm_size)
     rng = np.random.default_rng(21)
     A = rng.standard_normal((3, 30, 26, 3))
     W = rng.standard_normal((4, 4, 3, 8))

@@ -133,14 +133,21 @@ def test_recipe_perturbation_reaches_the_initial_weights():
         course_recipe(perturb_ulp=-1)
 
 
-def test_thread_settings_reach_blas():
+def test_thread_settings_reach_blas_and_the_numpy_block_workers():
+    from reference import gemm
+    from signs.run_environment import describe_run_environment
+
     before = [p["num_threads"] for p in blas_pools() if p["user_api"] == "blas"]
+    workers_before = gemm.block_workers()
     try:
         applied = apply_thread_settings("numpy", 1)
         assert applied == {"threads": 1, "deterministic": False}
         assert [p["num_threads"] for p in blas_pools() if p["user_api"] == "blas"] == [1] * len(before)
+        assert gemm.block_workers() == 1
+        assert describe_run_environment("numpy")["numpy_block_workers"] == 1
     finally:
         apply_thread_settings("numpy", before[0])
+        gemm.set_block_workers(workers_before)
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True])
