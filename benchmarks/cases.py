@@ -230,7 +230,7 @@ class TF1Course:
 
 
 class KerasFit:
-    """``model.fit`` of the Keras model for one epoch (batch 64, no shuffle, verbose 0), compiled
+    """``model.fit`` of the Keras model (its ``training_model``, as the custom loop) for one epoch (batch 64, no shuffle, verbose 0), compiled
     with ``steps_per_execution`` = the epoch's batch count, so one compiled call runs the epoch.
 
     ``step_time()`` fits one epoch and returns its wall time over its batch count (this includes
@@ -241,10 +241,12 @@ class KerasFit:
     def __init__(self, params: dict, X_all: np.ndarray, Y_all: np.ndarray, spec: ModelSpec = COURSE_MODEL,
                  train: TrainSpec = COURSE_TRAINING):
         from tf_model.convert import set_keras_weights
-        from tf_model.model import build_model, compile_model
+        from tf_model.model import build_model, compile_model, training_model
 
-        self.model = build_model(spec, "float32", seed=0)
-        set_keras_weights(self.model, params, spec)
+        course_order = build_model(spec, "float32", seed=0)
+        set_keras_weights(course_order, params, spec)
+        # What the custom loop trains too: the same layers and weights, each ReLU after its pool.
+        self.model = training_model(course_order, spec)
         self.X, self.Y, self.batch = X_all, Y_all, train.mini_batch_size
         self.n_batches = -(-X_all.shape[0] // self.batch)
         compile_model(self.model, train, steps_per_execution=self.n_batches)

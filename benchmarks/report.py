@@ -29,7 +29,7 @@ STEP_LABELS = {
     "numpy": "NumPy (`reference.backend.Trainer.step`)",
     "torch": "PyTorch (`torch_model.backend.Trainer.step`)",
     "tf": "TensorFlow custom loop (`tf_model.backend.Trainer`: `step` per step, `fit_epoch` per epoch)",
-    "keras_fit": "Keras `model.fit` (steps_per_execution = the epoch's batches; per step = epoch / batches)",
+    "keras_fit": "Keras `model.fit` of `training_model` (steps_per_execution = the epoch's batches; per step = epoch / batches)",
     "tf1": "course TF1 graph, `tf.compat.v1` `sess.run([optimizer, cost])`",
 }
 EPOCH_IMAGES = SIGNS_TRAIN_EXAMPLES

@@ -66,6 +66,7 @@ __all__ = [
     "make_adam",
     "compile_model",
     "activation_model",
+    "training_model",
     "check_model_dtype",
     "model_dtype",
     "as_numpy_activations",
@@ -189,6 +190,29 @@ def activation_model(model: keras.Model, spec: ModelSpec = COURSE_MODEL) -> kera
     """
     outputs = {name: model.get_layer(layer).output for name, layer in activation_layer_names(spec).items()}
     return keras.Model(inputs=model.input, outputs=outputs, name=f"{model.name}_activations")
+
+
+def training_model(model: keras.Model, spec: ModelSpec = COURSE_MODEL) -> keras.Model:
+    """A model sharing ``model``'s layers (and so its weights) that applies each ReLU after its
+    max-pool: conv1 -> pool1 -> relu1 -> conv2 -> pool2 -> relu2 -> flatten -> dense.
+
+    ``relu(maxpool(z)) == maxpool(relu(z))`` exactly (both are monotone and exact), and so are the
+    gradients: where the pooled value is positive the pool routes to the same first maximum, and
+    elsewhere the ReLU's gradient is zero either way. The ReLU and its gradient then run on 64x
+    fewer elements after pool1 (as ``torch_model``'s ``forward`` does). The Trainer and Keras
+    ``fit`` train this model; ``model`` keeps the course's order for its activations (A1 = relu(Z1)).
+
+    Returns
+    -------
+    keras.Model mapping X (m, n_H, n_W, n_C) NHWC to logits Z3 (m, n_classes).
+    """
+    relu1, relu2 = relu_names(spec)
+    inputs = keras.Input(shape=spec.input_shape, dtype=model_dtype(model), name=INPUT_NAME)
+    x = inputs
+    for name in (spec.conv1.name, spec.pool1.name, relu1, spec.conv2.name, spec.pool2.name, relu2,
+                 spec.flatten_name, spec.dense_name):
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs=inputs, outputs=x, name=f"{model.name}_training")
 
 
 def make_adam(

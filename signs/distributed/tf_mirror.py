@@ -97,7 +97,7 @@ class MirroredTrainer(Trainer):
         """One replica: its slice's mean cost times b_r / B, gradients (summed across replicas by
         the optimizer), the Adam update; returns the weighted cost (its sum is the global mean)."""
         with tf.GradientTape() as tape:
-            logits = self.model(X, training=True)
+            logits = self.training_model(X, training=True)
             cost = course_cost(Y, logits) * share
         grads = tape.gradient(cost, [v.value for v in self._variables])
         self.optimizer.apply(grads, self._variables)

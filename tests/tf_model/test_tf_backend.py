@@ -200,3 +200,30 @@ def test_trainer_follows_the_course_tf1_graph(dtype, course_params):
     for name, tf1_name in zip(PARAM_NAMES, ("W1", "W2", "fully_connected/weights", "fully_connected/biases")):
         assert relative_error(keras_params[name], tf1_params[name]) < adam_tolerance(dtype), name
         assert relative_error(state["m"][name], slots[f"{tf1_name}/Adam"]) < adam_tolerance(dtype), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_trainer_applyadam_kernel_is_keras_adam_to_the_bit(dtype):
+    """The Trainer runs TF1's ApplyAdam kernel on Keras' slots; Keras' own optimizer.apply on the
+    same gradients must give the same weights, slots and step count, bit for bit, over steps of
+    both batch sizes and a learning-rate change."""
+    from tf_model.backend import Trainer
+
+    class KerasApply(Trainer):
+        def _apply_adam(self, grads):
+            self.optimizer.apply(grads, self._variables)
+
+    params = random_params(11, COURSE_MODEL, dtype)
+    fused, keras_apply = Trainer(params), KerasApply(params)
+    for k, m in enumerate((8, 8, 3, 8)):
+        if k == 2:
+            fused.set_learning_rate(0.004)
+            keras_apply.set_learning_rate(0.004)
+        X, Y = random_batch(60 + k, m, COURSE_MODEL, dtype)
+        assert fused.step(X, Y) == keras_apply.step(X, Y)
+    a, b = fused.get_optimizer_state(), keras_apply.get_optimizer_state()
+    assert a["t"] == b["t"] == 4
+    for name, value in fused.get_params().items():
+        np.testing.assert_array_equal(value, keras_apply.get_params()[name])
+        np.testing.assert_array_equal(a["m"][name], b["m"][name])
+        np.testing.assert_array_equal(a["v"][name], b["v"][name])

@@ -156,3 +156,34 @@ def test_compile_model_fit_runs_float64():
     assert np.isfinite(history.history["loss"][0])
     assert model.optimizer.iterations.numpy() == 3  # 4 + 4 + 2: the last batch is smaller
     assert model.weights[0].dtype == "float64"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_model_shares_weights_and_gives_the_same_values_and_gradients(dtype):
+    """training_model (each ReLU after its max-pool) against the course-order model: the same
+    variables, the same logits and the same gradients, to the bit (relu and max commute
+    exactly; the gradients route to the same cells). Standard-normal inputs: many pool windows
+    with the ReLU off, where a wrong order or routing would show."""
+    import tensorflow as tf
+
+    from tf_model.backend import course_cost
+    from tf_model.convert import set_keras_weights
+    from tf_model.model import build_model, training_model
+
+    params = random_params(5, SMALL_SPEC, np.dtype(dtype).type)
+    X, Y = random_batch(6, 4, SMALL_SPEC, np.dtype(dtype).type)
+    model = build_model(SMALL_SPEC, dtype, seed=0)
+    set_keras_weights(model, params, SMALL_SPEC)
+    trainer_model = training_model(model, SMALL_SPEC)
+    assert [v.path for v in trainer_model.weights] == [v.path for v in model.weights]
+    assert all(a is b for a, b in zip(trainer_model.weights, model.weights))
+    names = [layer.name for layer in trainer_model.layers]
+    assert names == ["input", "conv1", "pool1", "relu1", "conv2", "pool2", "relu2", "flatten", "dense"]
+
+    results = []
+    for net in (model, trainer_model):
+        with tf.GradientTape() as tape:
+            cost = course_cost(tf.constant(Y), net(tf.constant(X), training=True))
+        results.append([cost] + tape.gradient(cost, [v.value for v in model.weights]))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
