@@ -445,6 +445,33 @@ def _profile(results: dict) -> list[str]:
     return lines
 
 
+def _numpy_phases(results: dict) -> list[str]:
+    rows_in = results.get("numpy_phases")
+    if not rows_in:
+        return []
+    t = {row["key"]: row["seconds"]["median"] for row in rows_in}
+    step = t.get("step")
+    conv1_bound, _ = _layer_bound(results, "conv1", "forward")
+    rows = []
+    for row in rows_in:
+        s = row["seconds"]
+        bound = conv1_bound if row["key"] == "conv1_forward" else None
+        rows.append([row["label"], f"**{fmt_time(s['median'])}**", _range(s),
+                     f"{100 * s['median'] / step:.0f}%" if step else "—",
+                     fmt_ratio(_div(s["median"], bound)) if bound else "—"])
+    rest = None
+    if None not in (step, t.get("conv1_forward"), t.get("conv1_dW")):
+        rest = step - t["conv1_forward"] - t["conv1_dW"]
+        rows.append(["the rest (layers after pool1, cost, Adam, checks): step minus the two conv1 phases",
+                     f"**{fmt_time(rest)}**", "", f"{100 * rest / step:.0f}%", "—"])
+    lines = ["## NumPy: where the step goes", "",
+             "The shipped training step and its conv1 phases (`reference.fused`, on "
+             f"{results['meta'].get('numpy_block_workers', '?')} block workers), timed interleaved on the "
+             "course's first mini-batch. The conv1 forward's bound is conv1's FLOPs at the peak (it also pools).", ""]
+    lines += _table(["Phase", "Median", "Min – max", "Share of the step", "x conv1 forward bound"], rows)
+    return lines + [""]
+
+
 def _findings(results: dict) -> list[str]:
     """A few sentences computed from this run's numbers (no hand-written conclusions)."""
     steps, layers = results.get("steps") or [], results.get("layers") or []
@@ -498,7 +525,7 @@ def render_markdown(results: dict) -> str:
     from benchmarks.inference import inference_markdown
 
     for part in (_setup, _targets, _findings, _limit, _layers, _steps, _epochs, _memory, _profile,
-                 inference_markdown, _by_hand):
+                 _numpy_phases, inference_markdown, _by_hand):
         lines += part(results)
     return "\n".join(lines).rstrip() + "\n"
 

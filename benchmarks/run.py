@@ -28,6 +28,7 @@ from benchmarks.sections import (
     run_layers,
     run_memory,
     run_profile,
+    run_numpy_phases,
     run_steps,
 )
 from benchmarks.settings import Settings, add_arguments, describe_sections, project_dir, settings_from_args
@@ -126,6 +127,10 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     needs_frameworks = any(s in settings.sections for s in ("layers", "steps", "epoch", "profile", "inference"))
     frameworks = load_frameworks(settings, needs_frameworks)
     meta["torch_threads"], meta["tf_threads"] = frameworks["torch"], frameworks["tf"]
+    from reference.gemm import set_block_workers
+
+    set_block_workers(settings.threads)  # NumPy's blocks of images, like the frameworks' pools
+    meta["numpy_block_workers"] = settings.threads
     meta["unavailable"] = frameworks["unavailable"]
     meta["versions"] = _versions(frameworks)
 
@@ -148,6 +153,8 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
         results["epoch"] = timed("epoch", run_epochs, settings, X_all, Y_all, get_steppers(), progress)
     if "profile" in settings.sections and frameworks["torch"] is not None:
         results["profile"] = timed("profile", run_profile, settings, params, X, Y, get_steppers()["torch"], progress)
+    if "profile" in settings.sections:
+        results["numpy_phases"] = timed("numpy-phases", run_numpy_phases, settings, params, X, Y, progress)
     if "inference" in settings.sections:  # benchmarks/inference.py
         from benchmarks.inference import run_inference
 

@@ -24,6 +24,7 @@ __all__ = [
     "run_epochs",
     "run_memory",
     "run_profile",
+    "run_numpy_phases",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -268,3 +269,38 @@ def run_profile(settings, params, X, Y, torch_trainer, progress) -> dict:
             for key in labels
         ],
     }
+
+
+def run_numpy_phases(settings, params, X, Y, progress) -> list[dict]:
+    """Where NumPy's training step goes: the whole ``Trainer.step``, ``train_gradients``, and its
+    two conv1 phases (``reference.fused``: conv1 -> relu -> pool1 forward, dW1 from its cache),
+    timed interleaved. The rest (layers after pool1, the cost, Adam) is the difference."""
+    from benchmarks.timing import Candidate, run_interleaved
+    from reference import fused
+    from reference.backend import Trainer
+    from reference.layers import ConvGeometry, PoolGeometry
+    from reference.model import train_gradients
+    from reference.spec import COURSE_MODEL
+
+    progress("profile: NumPy step phases")
+    spec = COURSE_MODEL
+    conv = ConvGeometry(X, params["W1"], None, spec.conv1.hparameters)
+    pool = PoolGeometry(np.empty(conv.output_shape, dtype=conv.dtype), spec.pool1.hparameters)
+    P, cache = fused.conv_relu_pool_forward(X, params["W1"], conv, pool)
+    dP = np.random.default_rng(settings.seed).standard_normal(P.shape).astype(P.dtype)
+    trainer = Trainer(params)
+    labels = {
+        "step": "`reference.backend.Trainer.step` (whole step)",
+        "train_gradients": "`reference.model.train_gradients` (forward, cost, gradients; no Adam)",
+        "conv1_forward": "conv1 -> relu -> pool1 forward (`reference.fused.conv_relu_pool_forward`)",
+        "conv1_dW": "dW1 from the fused cache (`reference.fused.conv_relu_pool_weight_grad`)",
+    }
+    calls = {
+        "step": lambda: trainer.step(X, Y),
+        "train_gradients": lambda: train_gradients(params, X, Y, spec),
+        "conv1_forward": lambda: fused.conv_relu_pool_forward(X, params["W1"], conv, pool),
+        "conv1_dW": lambda: fused.conv_relu_pool_weight_grad(dP, cache, conv, pool),
+    }
+    stats = run_interleaved([Candidate(k, fn) for k, fn in calls.items()], settings.reps, settings.warmup,
+                            settings.step_target_s, settings.gap_s)
+    return [_row(stats[key], key=key, label=label) for key, label in labels.items()]

@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"JSON results (default: {default_json_out()} when --out is the default, "
                         "else FILE.json beside --out)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="threads for PyTorch (intra/inter-op) and TensorFlow (intra/inter-op) "
-                        f"(default: os.cpu_count() = {os.cpu_count()})")
+                        help="threads for PyTorch (intra/inter-op), TensorFlow (intra/inter-op) and the NumPy "
+                        f"reference's block workers (default: os.cpu_count() = {os.cpu_count()})")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="SIGNS data folder (default: $SIGNS_DATA, else ../shared/data/signs beside the "
                         "project); without it seeded random images are used")
