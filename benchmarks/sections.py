@@ -181,7 +181,9 @@ def run_epochs(settings, X_all, Y_all, steppers, progress) -> list[dict]:
             candidates.append(Candidate(key, sample=obj.epoch))
         else:
             candidates.append(Candidate(key, sample=lambda o=obj: run_epoch(o, X_all, Y_all)))
-    warmup = 1 if "keras_fit" in steppers and not settings.quick else 0
+    # A warm-up round for everyone: a compiled TF epoch's first full run (new batch sizes inside
+    # its loop) took 3x a later one.
+    warmup = 0 if settings.quick else 1
     stats = run_interleaved(candidates, settings.epoch_reps, warmup=warmup, gap_s=settings.gap_s)
     return [_row(s, backend=key, images=int(X_all.shape[0])) for key, s in stats.items()]
 

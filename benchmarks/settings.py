@@ -115,7 +115,8 @@ class Settings:
 
     @property
     def epoch_reps(self) -> int:
-        return 1 if self.quick else max(1, min(3, self.reps))
+        # 3 were too few: TF's compiled epoch swings 145-460 ms between samples on a quiet machine.
+        return 1 if self.quick else max(1, min(7, self.reps))
 
     @property
     def loop_images(self) -> dict[str, int]:

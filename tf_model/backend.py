@@ -233,11 +233,13 @@ class Trainer:
             return []
         for X, Y in batches:
             check_batch(X, Y, self.dtype, self.spec)
-        X_all = np.concatenate([X for X, _ in batches])  # (M, n_H, n_W, n_C) NHWC, batches end to end
-        Y_all = np.concatenate([Y for _, Y in batches])  # (M, 6)
-        sizes = np.array([X.shape[0] for X, _ in batches], dtype=np.int32)
+        sizes = tf.constant([X.shape[0] for X, _ in batches], dtype=tf.int32)
         with tf.device(self.device):
-            costs = self._compiled_epoch(tf.constant(X_all), tf.constant(Y_all), tf.constant(sizes))
+            # (M, n_H, n_W, n_C) NHWC and (M, 6), the batches end to end; the NumPy concatenation
+            # is dropped before the loop runs, so the epoch holds one extra copy of the data, not two.
+            X_all = tf.constant(np.concatenate([X for X, _ in batches]))
+            Y_all = tf.constant(np.concatenate([Y for _, Y in batches]))
+            costs = self._compiled_epoch(X_all, Y_all, sizes)
         return [float(cost) for cost in costs.numpy()]
 
     def time_steps(self, X: np.ndarray, Y: np.ndarray, n: int = 30, warmup: int = 3) -> list[float]:
