@@ -275,14 +275,11 @@ def make_stepper(key: str, params: dict, spec: ModelSpec = COURSE_MODEL):
 def run_epoch(stepper, X_all: np.ndarray, Y_all: np.ndarray, epoch: int = 0,
               train: TrainSpec = COURSE_TRAINING) -> float:
     """The course's epoch: ``random_mini_batches`` with the epoch's seed, then ``step`` on every
-    batch (the last one smaller), or ``fit_epoch`` on them all where the stepper has one (as
-    ``signs train`` does); returns the wall time in seconds, batching included."""
+    batch (the last one smaller), as ``signs train`` runs it; returns the wall time in seconds,
+    batching included."""
     start = time.perf_counter()
     batches = epoch_mini_batches(X_all, Y_all, epoch, mini_batch_size=train.mini_batch_size,
                                  first_seed=train.first_seed)
-    if hasattr(stepper, "fit_epoch"):  # TensorFlow's Trainer: the epoch in one compiled loop, as signs train runs it
-        stepper.fit_epoch(batches)
-    else:
-        for batch_X, batch_Y in batches:
-            stepper.step(batch_X, batch_Y)
+    for batch_X, batch_Y in batches:
+        stepper.step(batch_X, batch_Y)
     return time.perf_counter() - start

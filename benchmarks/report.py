@@ -28,7 +28,7 @@ LAYER_IMPLS = {
 STEP_LABELS = {
     "numpy": "NumPy (`reference.backend.Trainer.step`)",
     "torch": "PyTorch (`torch_model.backend.Trainer.step`)",
-    "tf": "TensorFlow custom loop (`tf_model.backend.Trainer`: `step` per step, `fit_epoch` per epoch)",
+    "tf": "TensorFlow custom loop (`tf_model.backend.Trainer.step`)",
     "keras_fit": "Keras `model.fit` of `training_model` (steps_per_execution = the epoch's batches; per step = epoch / batches)",
     "tf1": "course TF1 graph, `tf.compat.v1` `sess.run([optimizer, cost])`",
 }
@@ -381,8 +381,8 @@ def _steps(results: dict) -> list[str]:
 def _epochs(results: dict) -> list[str]:
     intro = [f"## One epoch ({EPOCH_IMAGES} images, the course's mini-batches)", "",
              "Each epoch calls the course's `random_mini_batches` (seed of epoch 0) and steps through its 17 batches "
-             "(16 of 64, one of 56); TensorFlow's Trainer runs them with `fit_epoch` (one compiled loop, as `signs "
-             "train` does); Keras is one `model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
+             "(16 of 64, one of 56) with the Trainer's `step`, as `signs train` does; Keras is one "
+             "`model.fit(..., batch_size=64, epochs=1, shuffle=False)` call. "
              f"{COURSE_EPOCHS} epochs is the median epoch x {COURSE_EPOCHS}.", ""]
     columns = ["Epoch median", "Min – max", "Images/s", f"{COURSE_EPOCHS} epochs", f"{COURSE_EPOCHS} epochs x bound",
                "x PyTorch"]

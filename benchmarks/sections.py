@@ -173,16 +173,12 @@ def run_epochs(settings, X_all, Y_all, steppers, progress) -> list[dict]:
             continue
         obj.step(X_all[:64], Y_all[:64])
         obj.step(X_all[: X_all.shape[0] % 64 or 64], Y_all[: X_all.shape[0] % 64 or 64])
-        if hasattr(obj, "fit_epoch"):
-            obj.fit_epoch([(X_all[:64], Y_all[:64])])
     candidates = []
     for key, obj in steppers.items():
         if key == "keras_fit":
             candidates.append(Candidate(key, sample=obj.epoch))
         else:
             candidates.append(Candidate(key, sample=lambda o=obj: run_epoch(o, X_all, Y_all)))
-    # A warm-up round for everyone: a compiled TF epoch's first full run (new batch sizes inside
-    # its loop) took 3x a later one.
     warmup = 0 if settings.quick else 1
     stats = run_interleaved(candidates, settings.epoch_reps, warmup=warmup, gap_s=settings.gap_s)
     return [_row(s, backend=key, images=int(X_all.shape[0])) for key, s in stats.items()]

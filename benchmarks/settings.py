@@ -115,7 +115,7 @@ class Settings:
 
     @property
     def epoch_reps(self) -> int:
-        # 3 were too few: TF's compiled epoch swings 145-460 ms between samples on a quiet machine.
+        # 3 were too few on this VM: an epoch that allocates fresh large buffers swings 2-4x.
         return 1 if self.quick else max(1, min(7, self.reps))
 
     @property

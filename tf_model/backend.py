@@ -9,7 +9,6 @@ logits=Z3))``, valid for one-hot and soft labels.
 from __future__ import annotations
 
 import time
-from typing import Iterable
 
 import keras
 import numpy as np
@@ -91,10 +90,10 @@ class Trainer:
 
     ``step`` runs a ``tf.function`` whose input signature has a ``None`` batch dimension, so it is
     traced once per Trainer, whatever the size of the last mini-batch (``trace_count`` tells).
-    ``fit_epoch`` runs the same step over a whole epoch inside one ``tf.function`` loop: the batches
-    go to TensorFlow in one conversion and the costs come back once, at the end of the epoch, so
-    no Python runs between steps (the per-step conversions made the epoch slower than the course's
-    TF1 graph). Both paths give bitwise the same costs, weights and Adam state.
+    An epoch is ``step`` per batch. A compiled loop over the whole epoch (one ``tf.function``
+    ``while`` loop over the concatenated batches) was measured and removed: its fresh 53 MB input
+    tensor per epoch made epochs swing between 154 and 621 ms on this project's VM, against a steady
+    170-220 ms for the step loop (BENCHMARKS.md, README "Speed").
     ``jit_compile=True`` (XLA) was measured and is not used: about 6x slower per step on this CPU.
     The step trains :func:`tf_model.model.training_model` (the same layers and weights, each ReLU
     after its max-pool: the same values and gradients, the ReLU on 64x fewer elements).
@@ -139,8 +138,6 @@ class Trainer:
             tf.TensorSpec((None, spec.n_classes), tf.as_dtype(self.dtype.name)),
         ]
         self._compiled_step = tf.function(self._train_step, input_signature=signature)
-        epoch_signature = signature + [tf.TensorSpec((None,), tf.int32)]
-        self._compiled_epoch = tf.function(self._train_epoch, input_signature=epoch_signature)
 
     def _slots(self, kind: str) -> dict[str, keras.Variable]:
         """Canonical name -> Adam slot variable ("momentum" = m, "velocity" = v).
@@ -187,20 +184,6 @@ class Trainer:
             )
         self.optimizer.iterations.assign_add(1)
 
-    def _train_epoch(self, X_all, Y_all, sizes):
-        """``_train_step`` on consecutive slices of X_all (M, n_H, n_W, n_C) NHWC and Y_all (M, 6),
-        slice k holding ``sizes[k]`` rows, in order; returns the (n_batches,) costs."""
-        n_batches = tf.shape(sizes)[0]
-        costs = tf.TensorArray(X_all.dtype, size=n_batches)
-        start = tf.constant(0, tf.int32)
-        for k in tf.range(n_batches):
-            # One step at a time: step k + 1 reads the weights step k wrote.
-            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
-            stop = start + sizes[k]
-            costs = costs.write(k, self._train_step(X_all[start:stop], Y_all[start:stop]))
-            start = stop
-        return costs.stack()
-
     @property
     def trace_count(self) -> int:
         """How many times the compiled step was traced (1 after any number of steps)."""
@@ -216,31 +199,6 @@ class Trainer:
     def set_learning_rate(self, lr: float) -> None:
         """Use ``lr`` (> 0) from the next step on (e.g. a per-epoch schedule); Adam state is kept."""
         self._learning_rate.assign(check_learning_rate(lr, "lr"))
-
-    def fit_epoch(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[float]:
-        """One Adam update per (X, Y) batch, in order (e.g. ``reference.data.batches.random_mini_batches``).
-
-        The same updates as ``step`` on each batch, bitwise, in one compiled loop (see the class
-        docstring). Returns the list of batch costs, each taken before its update. The course's
-        epoch cost is ``sum(costs) / floor(m / 64)``.
-        """
-        batches = list(batches)
-        if type(self).step is not Trainer.step:
-            # A subclass that redefines the step (signs.distributed.tf_mirror.MirroredTrainer, test
-            # hooks) gets its own step per batch: the compiled loop runs Trainer's step.
-            return [self.step(X, Y) for X, Y in batches]
-        if not batches:
-            return []
-        for X, Y in batches:
-            check_batch(X, Y, self.dtype, self.spec)
-        sizes = tf.constant([X.shape[0] for X, _ in batches], dtype=tf.int32)
-        with tf.device(self.device):
-            # (M, n_H, n_W, n_C) NHWC and (M, 6), the batches end to end; the NumPy concatenation
-            # is dropped before the loop runs, so the epoch holds one extra copy of the data, not two.
-            X_all = tf.constant(np.concatenate([X for X, _ in batches]))
-            Y_all = tf.constant(np.concatenate([Y for _, Y in batches]))
-            costs = self._compiled_epoch(X_all, Y_all, sizes)
-        return [float(cost) for cost in costs.numpy()]
 
     def time_steps(self, X: np.ndarray, Y: np.ndarray, n: int = 30, warmup: int = 3) -> list[float]:
         """Wall time (s) of ``n`` steps on one batch after ``warmup`` steps (updates the weights)."""

@@ -261,16 +261,8 @@ def train(
 
 
 def _epoch_costs(trainer, batches):
-    """Yield ``((X, Y), cost)`` for each batch after one Adam update on it, in order.
-
-    A Trainer with ``fit_epoch`` (TensorFlow: one compiled loop over the epoch, bitwise the same
-    updates as ``step``) runs the whole epoch first; the others step batch by batch. Either way a
-    non-finite cost is seen at its batch, and an interrupted epoch leaves no checkpoint behind.
-    """
-    if hasattr(trainer, "fit_epoch"):
-        batches = list(batches)
-        yield from zip(batches, trainer.fit_epoch(batches))
-        return
+    """Yield ``((X, Y), cost)`` for each batch after one Adam update on it, in order (a non-finite
+    cost is seen at its batch)."""
     for X_batch, Y_batch in batches:
         yield (X_batch, Y_batch), float(trainer.step(X_batch, Y_batch))
 

@@ -106,53 +106,18 @@ def test_trainer_compiles_once_for_any_batch_size():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fit_epoch_compiled_loop_is_bitwise_the_step_loop(dtype):
-    """fit_epoch runs the steps in one tf.function loop: same costs, weights and Adam state as
-    step() batch by batch, the smaller last batch included, over two epochs."""
-    from tf_model.backend import Trainer
-
-    batches = [random_batch(40 + k, m, SMALL_SPEC, dtype) for k, m in enumerate((4, 4, 3))]
-    params = random_params(12, SMALL_SPEC, dtype)
-    stepped, looped = Trainer(params, spec=SMALL_SPEC), Trainer(params, spec=SMALL_SPEC)
-    for _ in range(2):
-        assert looped.fit_epoch(batches) == [stepped.step(X, Y) for X, Y in batches]
-    expected, got = stepped.get_params(), looped.get_params()
-    expected_state, got_state = stepped.get_optimizer_state(), looped.get_optimizer_state()
-    assert got_state["t"] == expected_state["t"] == 6
-    for name in PARAM_NAMES:
-        np.testing.assert_array_equal(got[name], expected[name])
-        np.testing.assert_array_equal(got_state["m"][name], expected_state["m"][name])
-        np.testing.assert_array_equal(got_state["v"][name], expected_state["v"][name])
-
-
-def test_fit_epoch_of_a_subclass_that_redefines_step_runs_that_step():
-    """signs.distributed.tf_mirror.MirroredTrainer redefines step: fit_epoch must not bypass it."""
-    from tf_model.backend import Trainer
-
-    class CountingTrainer(Trainer):
-        calls = 0
-
-        def step(self, X, Y):
-            CountingTrainer.calls += 1
-            return super().step(X, Y)
-
-    batches = [random_batch(50 + k, 3, SMALL_SPEC) for k in range(3)]
-    trainer = CountingTrainer(random_params(13, SMALL_SPEC), spec=SMALL_SPEC)
-    assert len(trainer.fit_epoch(batches)) == 3 and CountingTrainer.calls == 3
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_trainer_state_restore_is_bitwise(dtype):
     from tf_model.backend import Trainer
 
     batches = [random_batch(30 + k, 4, SMALL_SPEC, dtype) for k in range(4)]
     straight = Trainer(random_params(11, SMALL_SPEC, dtype), spec=SMALL_SPEC)
-    straight.fit_epoch(batches[:2])
+    for X, Y in batches[:2]:
+        straight.step(X, Y)
     params, state = straight.get_params(), straight.get_optimizer_state()  # the "interruption"
-    costs = straight.fit_epoch(batches[2:])
+    costs = [straight.step(X, Y) for X, Y in batches[2:]]
     resumed = Trainer(params, spec=SMALL_SPEC)
     resumed.set_optimizer_state(state)
-    assert resumed.fit_epoch(batches[2:]) == costs
+    assert [resumed.step(X, Y) for X, Y in batches[2:]] == costs
     final, final_state = resumed.get_params(), resumed.get_optimizer_state()
     expected, expected_state = straight.get_params(), straight.get_optimizer_state()
     assert state["t"] == 2 and final_state["t"] == expected_state["t"] == 4
