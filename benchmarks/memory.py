@@ -84,7 +84,7 @@ def child_main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     if args.backend == "keras_fit":
-        KerasFit(params, X, Y).epoch()
+        KerasFit(params, X, Y).fit_once()
     else:
         run_epoch(make_stepper(args.backend, params), X, Y)
     seconds = time.perf_counter() - start

@@ -138,6 +138,7 @@ class Trainer:
             tf.TensorSpec((None, spec.n_classes), tf.as_dtype(self.dtype.name)),
         ]
         self._compiled_step = tf.function(self._train_step, input_signature=signature)
+        self._step_graph = None  # its concrete function, traced at the first step
 
     def _slots(self, kind: str) -> dict[str, keras.Variable]:
         """Canonical name -> Adam slot variable ("momentum" = m, "velocity" = v).
@@ -193,7 +194,12 @@ class Trainer:
         """One Adam update on the batch X (b, n_H, n_W, n_C) NHWC, Y (b, 6); the cost before it."""
         check_batch(X, Y, self.dtype, self.spec)
         with tf.device(self.device):
-            cost = self._compiled_step(tf.constant(X), tf.constant(Y))
+            if self._step_graph is None:
+                # Calling the concrete function skips tf.function's per-call argument matching:
+                # 0.4 ms of an 8.8 ms step (measured, interleaved). check_batch guarantees the
+                # signature's dtype and shapes.
+                self._step_graph = self._compiled_step.get_concrete_function()
+            cost = self._step_graph(tf.constant(X), tf.constant(Y))
         return float(cost.numpy())
 
     def set_learning_rate(self, lr: float) -> None:

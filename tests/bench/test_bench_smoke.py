@@ -142,3 +142,16 @@ def test_the_report_keeps_the_hand_measured_sections():
     assert "## signs compare (measured separately" in text
     assert "## Data-parallel training (hand-measured" in text
     assert "<!--" not in text
+
+
+def test_paired_ratio_compares_samples_of_the_same_round():
+    """A machine that swings between two speeds: per-round ratios see A at 0.9x B in every round,
+    while the ratio of medians (A slow in 2 of 3 rounds, B in 1) would call A slower."""
+    from benchmarks.report import paired_ratio
+
+    rows = [{"backend": "a", "seconds": {"samples": [9.0, 13.5, 13.5]}},
+            {"backend": "b", "seconds": {"samples": [10.0, 15.0, 15.0]}},
+            {"backend": "c", "seconds": {"samples": [15.0, 10.0, 10.0]}}]
+    assert paired_ratio(rows, "a", "b") == pytest.approx(0.9)
+    assert paired_ratio(rows, "a", "c") == pytest.approx(1.35)
+    assert paired_ratio(rows, "a", "missing") is None and paired_ratio(None, "a", "b") is None
