@@ -64,7 +64,7 @@ def test_step_flops_follow_the_stated_counting():
 
 
 def _fake_results(numpy_s, torch_s, loops_s, fast_s):
-    seconds = lambda s: {"median": s, "min": s, "max": s}
+    seconds = lambda s: {"median": s, "min": s, "max": s, "samples": [s, s, s]}
     return {
         "work": {"step_flops": {"total": 4e8}, "step_flops_per_image": {"total": 4e8 / 64}},
         "limit": {"peak_gflops": 100.0, "im2col_gflops": 10.0, "bandwidth_gbs": 10.0},
