@@ -492,6 +492,33 @@ def _numpy_phases(results: dict) -> list[str]:
     return lines + [""]
 
 
+def _conv1_account(results: dict) -> list[str]:
+    """Which kernel keeps each step above 3x the limit: conv1's, against its own bound."""
+    b = bounds(results)
+    steps, layers = results.get("steps") or [], results.get("layers") or []
+    if not b:
+        return []
+    forward_bound, _ = _layer_bound(results, "conv1", "forward")
+    backward_bound, _ = _layer_bound(results, "conv1", "backward")
+    lines = []
+    for key, impl in (("torch", "torch"), ("tf", "tf")):
+        step = _median(steps, backend=key)
+        fwd, bwd = (_median(layers, layer="conv1", direction=d, impl=impl) for d in ("forward", "backward"))
+        if None in (step, fwd, bwd):
+            continue
+        lines.append(f"- {STEP_LABELS[key]}: the step is {fmt_ratio(step / b['step_s'])} the limit; conv1's forward "
+                     f"kernel takes {fmt_time(fwd)} ({100 * fwd / step:.0f}% of the step, {fmt_ratio(fwd / forward_bound)} "
+                     f"its FLOP bound) and its backward with dX, as the per-layer table times it, {fmt_time(bwd)} "
+                     f"({fmt_ratio(bwd / backward_bound)} its bound).")
+    phases = {row["key"]: row["seconds"]["median"] for row in results.get("numpy_phases") or []}
+    if "conv1_forward" in phases and "step" in phases:
+        lines.append(f"- NumPy: the step is {fmt_ratio(phases['step'] / b['step_s'])} the limit; its fused conv1 forward "
+                     f"takes {fmt_time(phases['conv1_forward'])}, {100 * phases['conv1_forward'] / phases['step']:.0f}% "
+                     f"of the step and {fmt_ratio(phases['conv1_forward'] / forward_bound)} conv1's FLOP bound "
+                     f"(a (48 x 8) kernel matrix is too thin for BLAS to reach peak; im2col copy and window argmax).")
+    return lines
+
+
 def _findings(results: dict) -> list[str]:
     """A few sentences computed from this run's numbers (no hand-written conclusions)."""
     steps, layers = results.get("steps") or [], results.get("layers") or []
@@ -511,6 +538,7 @@ def _findings(results: dict) -> list[str]:
         detail = (f"; conv1 forward alone takes {fmt_time(conv1[0])} in fast NumPy vs {fmt_time(conv1[1])} in PyTorch"
                   if None not in conv1 else "")
         lines.append(f"- NumPy's step is {fmt_ratio(numpy_s / torch_s)} PyTorch's{detail}.")
+    lines += _conv1_account(results)
     prof = results.get("profile")
     if prof:
         v = {row["key"]: row["seconds"]["median"] for row in prof["variants"]}
