@@ -113,6 +113,7 @@ def available_cores() -> int:
 _workers = available_cores()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_pid = 0  # the process that made _pool: a forked child inherits the pool but not its threads
 _pool_lock = threading.Lock()
 
 
@@ -132,13 +133,16 @@ def set_block_workers(workers: int) -> int:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     with _pool_lock:
+        forked = _pool is not None and _pool_pid != os.getpid()
+        if forked:
+            _pool = None  # its threads did not survive the fork: submitting would wait forever
         if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reference-block")
-            _pool_size = workers
+            _pool_size, _pool_pid = workers, os.getpid()
         return _pool
 
 

@@ -4,6 +4,7 @@ layer-by-layer fast path and the course's loops; reference.gemm's block workers.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -233,3 +234,26 @@ def test_scratch_is_reused_per_thread_and_shape():
     thread.start()
     thread.join()
     assert other[0] is not gemm.scratch("test.a", (4, 3), np.float32)
+
+
+def test_map_blocks_works_in_a_forked_child():
+    """A child forked after the pool exists (multiprocessing's default start method on Linux)
+    inherits the pool object but not its threads: map_blocks must make a new pool, not hang."""
+    import multiprocessing
+
+    previous = gemm.set_block_workers(2)
+    try:
+        # Slow items, so that both pool threads start (and idle afterwards) before the fork.
+        assert gemm.map_blocks(lambda i: time.sleep(0.05) or i + 1, range(4)) == [1, 2, 3, 4]
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=lambda: queue.put(gemm.map_blocks(lambda i: i * 10, range(4))))
+        child.start()
+        child.join(timeout=30)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+        assert not hung, "map_blocks hung in a forked child"
+        assert queue.get(timeout=5) == [0, 10, 20, 30]
+    finally:
+        gemm.set_block_workers(previous)
