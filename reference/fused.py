@@ -5,18 +5,21 @@ forward, and backward only ``dW1``, to which each pool window sends its gradient
 (its first maximum). So, when the pool windows tile the conv output exactly (stride == window, no
 padding: the course model's 8x8/8 pool over 64x64), each block of a few images is taken through
 
-    pad -> im2col (pixels ordered window by window) -> Z^T = W^T @ cols -> argmax per window
+    pad (channel-major) -> im2col -> Z^T = W^T @ cols -> cells regrouped window by window
+    -> argmax per window -> the window maxima, and the receptive field under each first maximum
 
-while its patches are in cache, and neither ``Z1`` nor ``A1`` (8 MiB each for a batch of 64) is
-ever written. ``relu(max(Z)) == max(relu(Z))``, and where that is positive the first maximum of
-``Z`` is the first maximum of ``relu(Z)``; where it is not, the window sends no gradient. The
-backward then gathers just the input patch under each live window's first maximum
-(:func:`conv_relu_pool_weight_grad`): ``dW[..., o] = sum over windows of dP * patch``.
+while the block's im2col matrix is in cache, and neither ``Z1`` nor ``A1`` (8 MiB each for a
+batch of 64) is ever written. ``relu(max(Z)) == max(relu(Z))``, and where that is positive the
+first maximum of ``Z`` is the first maximum of ``relu(Z)``; where it is not, the window sends no
+gradient. The backward (:func:`conv_relu_pool_weight_grad`) is then one small product per block
+and channel: ``dW[..., o] = sum over windows of dP * (P > 0) * field``.
 
 Blocks run on :func:`reference.gemm.map_blocks`'s threads; every block's arithmetic and the
 order in which the blocks' ``dW`` are summed are fixed, so results do not depend on the number of
 workers. :func:`reference.model.train_gradients` uses this path when :func:`can_fuse` holds and
-the general one (``model_backward``'s sparse ``dW1``) otherwise; tests hold them equal.
+the general one (``model_backward``'s sparse ``dW1``) otherwise; tests hold them equal, and
+``model_forward`` computes ``Z1`` with this module's products (``Z_out``) so that both paths see
+the same bits.
 """
 
 from __future__ import annotations
