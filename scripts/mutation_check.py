@@ -1,6 +1,6 @@
 """Plant known, realistic bugs one at a time and check that the tests named for each catch it.
 
-    python3 scripts/mutation_check.py [--list] [--only NAME ...] [--keep-going]
+    python3 scripts/mutation_check.py [--list] [--only NAME ...]
 
 Each mutant is a text substitution in one source file (the text must occur exactly once, so a
 mutant that no longer matches the code is reported as STALE, not silently skipped). The script

@@ -94,7 +94,8 @@ class Trainer:
     ``while`` loop over the concatenated batches) was measured and removed: its fresh 53 MB input
     tensor per epoch made epochs swing between 154 and 621 ms on this project's VM, against a steady
     170-220 ms for the step loop (BENCHMARKS.md, README "Speed").
-    ``jit_compile=True`` (XLA) was measured and is not used: about 6x slower per step on this CPU.
+    ``jit_compile=True`` (XLA) was measured and is not used: 3.1x slower per step on this CPU
+    (``scripts/time_compilers.py``).
     The step trains :func:`tf_model.model.training_model` (the same layers and weights, each ReLU
     after its max-pool: the same values and gradients, the ReLU on 64x fewer elements).
 
