@@ -56,6 +56,19 @@ def report(name: str, shipped: list[float], compiled: list[float], compile_s: fl
           f"largest weight difference after one step {diff:.1e}")
 
 
+def compare(name: str, shipped, compiled, X, Y, reps: int) -> None:
+    """Time the compiled Trainer's first step (compilation), check one step against the shipped
+    one from the same weights, warm both up, then time them interleaved."""
+    start = time.perf_counter()
+    compiled.step(X, Y)
+    compile_s = time.perf_counter() - start
+    shipped.step(X, Y)
+    diff = largest_difference(shipped.get_params(), compiled.get_params())
+    for _ in range(3):
+        shipped.step(X, Y), compiled.step(X, Y)
+    report(name, *interleaved(lambda: shipped.step(X, Y), lambda: compiled.step(X, Y), reps), compile_s, diff)
+
+
 def torch_pair(X, Y, reps: int) -> None:
     import torch
 
@@ -66,15 +79,7 @@ def torch_pair(X, Y, reps: int) -> None:
     shipped, compiled = Trainer(params), Trainer(params)
     # Compile the instance's forward (not the module: that would rename its state_dict keys).
     compiled.module.forward = torch.compile(compiled.module.forward, dynamic=False)
-    start = time.perf_counter()
-    compiled.step(X, Y)
-    compile_s = time.perf_counter() - start
-    shipped.step(X, Y)
-    diff = largest_difference(shipped.get_params(), compiled.get_params())
-    for _ in range(3):
-        shipped.step(X, Y), compiled.step(X, Y)
-    report("torch.compile (inductor, dynamic=False)", *interleaved(lambda: shipped.step(X, Y),
-                                                                    lambda: compiled.step(X, Y), reps), compile_s, diff)
+    compare("torch.compile (inductor, dynamic=False)", shipped, compiled, X, Y, reps)
 
 
 def tf_pair(X, Y, reps: int) -> None:
@@ -89,16 +94,7 @@ def tf_pair(X, Y, reps: int) -> None:
             self._compiled_step = tf.function(self._train_step, input_signature=signature, jit_compile=True)
 
     params = course_init()
-    shipped, compiled = Trainer(params), XLATrainer(params)
-    start = time.perf_counter()
-    compiled.step(X, Y)
-    compile_s = time.perf_counter() - start
-    shipped.step(X, Y)
-    diff = largest_difference(shipped.get_params(), compiled.get_params())
-    for _ in range(3):
-        shipped.step(X, Y), compiled.step(X, Y)
-    report("TF jit_compile=True (XLA)", *interleaved(lambda: shipped.step(X, Y), lambda: compiled.step(X, Y), reps),
-           compile_s, diff)
+    compare("TF jit_compile=True (XLA)", Trainer(params), XLATrainer(params), X, Y, reps)
 
 
 def main() -> int:
