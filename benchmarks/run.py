@@ -87,7 +87,7 @@ def _progress(message: str) -> None:
 
 def run_benchmark(settings: Settings, progress=_progress) -> dict:
     """Run the selected sections; write the Markdown report and the JSON; return the results."""
-    from benchmarks import limits, report
+    from benchmarks import limits, report, targets
     from benchmarks.env import describe_machine, load_average, numpy_blas_threads
     from reference.data.batches import epoch_mini_batches
     from reference.init import course_init
@@ -168,7 +168,7 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     meta["load_average_end"] = load_average()
     meta["json_out"] = _shown_path(settings.json_out)
     meta["wall_s"] = round(time.perf_counter() - started, 1)
-    results["targets"] = report.evaluate_targets(results)
+    results["targets"] = targets.evaluate_targets(results)
     report.write_outputs(results, settings.out, settings.json_out)
     progress(f"wrote {settings.out} and {settings.json_out} ({meta['wall_s']} s)")
     return results

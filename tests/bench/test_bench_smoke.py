@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from benchmarks import limits, report
+from benchmarks import limits, targets
 from benchmarks.settings import parse_sections
 from reference.spec import COURSE_MODEL
 
@@ -39,7 +39,7 @@ def test_quick_layer_sweep_writes_markdown_and_json(tmp_path):
                 seconds = rows[(layer, direction, impl)]["seconds"]
                 assert 0 < seconds["min"] <= seconds["median"] <= seconds["max"]
                 # the Markdown table has one row per layer, pass and implementation
-                label = report.LAYER_IMPLS[impl]
+                label = targets.LAYER_IMPLS[impl]
                 assert any(line.startswith(f"| {layer} | {direction} | {label}") for line in text.splitlines()), (layer, direction, impl)
     assert rows[("conv1", "forward", "loops")]["images"] == 1  # quick: conv1's loops on one image, scaled
     assert "| conv1 | forward | course loops (1 img x64) |" in text
@@ -75,15 +75,15 @@ def _fake_results(numpy_s, torch_s, loops_s, fast_s):
 
 
 def test_targets_report_met_and_missed_with_margins():
-    targets = {t["target"]: t for t in report.evaluate_targets(_fake_results(0.03, 0.02, 6.0, 0.01))}
-    assert targets["conv1 fast vs loops"]["met"] and targets["conv1 fast vs loops"]["value"] == pytest.approx(600)
-    assert targets["NumPy step vs PyTorch"]["met"] and "1.00x headroom" in targets["NumPy step vs PyTorch"]["verdict"]
+    by_name = {t["target"]: t for t in targets.evaluate_targets(_fake_results(0.03, 0.02, 6.0, 0.01))}
+    assert by_name["conv1 fast vs loops"]["met"] and by_name["conv1 fast vs loops"]["value"] == pytest.approx(600)
+    assert by_name["NumPy step vs PyTorch"]["met"] and "1.00x headroom" in by_name["NumPy step vs PyTorch"]["verdict"]
     # bound = 4e8 FLOP / 100 GFLOP/s = 4 ms: PyTorch at 20 ms is 5x, missed by 5/3 = 1.67x
-    torch_target = targets["PyTorch step vs bound"]
+    torch_target = by_name["PyTorch step vs bound"]
     assert torch_target["met"] is False and torch_target["value"] == pytest.approx(5.0)
     assert torch_target["verdict"] == "missed by 1.67x"
-    assert targets["TF custom-loop step vs bound"]["met"] is None  # not measured
-    slow = {t["target"]: t for t in report.evaluate_targets(_fake_results(0.05, 0.02, 1.0, 0.01))}
+    assert by_name["TF custom-loop step vs bound"]["met"] is None  # not measured
+    slow = {t["target"]: t for t in targets.evaluate_targets(_fake_results(0.05, 0.02, 1.0, 0.01))}
     assert slow["conv1 fast vs loops"]["verdict"] == "missed: 3.00x short"
     assert slow["NumPy step vs PyTorch"]["met"] is False
 
@@ -104,11 +104,11 @@ def test_the_limit_is_the_larger_of_the_flop_and_byte_bounds():
     results = _fake_results(0.03, 0.02, 6.0, 0.01)
     results["work"].update(step_bytes=50e6, step_bytes_per_image=50e6 / 64)
     results["limit"].update(cpu={"gflops": 200.0}, peak_best_gflops=150.0, bandwidth_best_gbs=10.0)
-    b = report.bounds(results)  # FLOPs: 4e8 / 200e9 = 2 ms; bytes: 50e6 / 10e9 = 5 ms
+    b = targets.bounds(results)  # FLOPs: 4e8 / 200e9 = 2 ms; bytes: 50e6 / 10e9 = 5 ms
     assert b["flop_step_s"] == pytest.approx(2e-3) and b["byte_step_s"] == pytest.approx(5e-3)
     assert b["step_s"] == pytest.approx(5e-3)
     results["limit"].update(bandwidth_best_gbs=100.0, peak_best_gflops=400.0)  # a faster sample than the CPU's number
-    b = report.bounds(results)
+    b = targets.bounds(results)
     assert b["peak_gflops"] == 400.0 and b["step_s"] == pytest.approx(1e-3)
 
 
@@ -147,7 +147,7 @@ def test_the_report_keeps_the_hand_measured_sections():
 def test_paired_ratio_compares_samples_of_the_same_round():
     """A machine that swings between two speeds: per-round ratios see A at 0.9x B in every round,
     while the ratio of medians (A slow in 2 of 3 rounds, B in 1) would call A slower."""
-    from benchmarks.report import paired_ratio
+    from benchmarks.targets import paired_ratio
 
     rows = [{"backend": "a", "seconds": {"samples": [9.0, 13.5, 13.5]}},
             {"backend": "b", "seconds": {"samples": [10.0, 15.0, 15.0]}},
