@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.fast_layers import planar_windows
 from reference.gemm import map_blocks, matmul_cols, scratch
 from reference.layers import ConvGeometry, PoolGeometry
 
@@ -50,23 +51,6 @@ def can_fuse(conv: ConvGeometry, pool: PoolGeometry) -> bool:
 def _blocks(m: int, size: int) -> list[tuple[int, int]]:
     """``(start, stop)`` ranges of ``size`` images (the last may be shorter)."""
     return [(start, min(m, start + size)) for start in range(0, m, size)]
-
-
-def _planar_cols(planar: np.ndarray, conv: ConvGeometry) -> np.ndarray:
-    """Read-only im2col view ``(C, f_h, f_w, n, n_H, n_W)`` of channel-major padded images
-    ``planar`` (C, n, H_pad, W_pad), C-contiguous: output pixel ``(h, w)``'s receptive field
-    along the first three axes (the kernel rows' order), pixels in image order.
-
-    A strided ``np.ndarray`` over ``planar``'s memory (``sliding_window_view`` and ``as_strided``
-    cost 10-30 us of Python per call, a tenth of a block's copy).
-    """
-    C, n, _, _ = planar.shape
-    s_c, s_n, s_r, s_x = planar.strides
-    shape = (C, conv.f_h, conv.f_w, n, conv.n_H, conv.n_W)
-    strides = (s_c, s_r, s_x, s_n, s_r * conv.s_h, s_x * conv.s_w)
-    view = np.ndarray(shape, dtype=planar.dtype, buffer=planar, strides=strides)
-    view.flags.writeable = False
-    return view
 
 
 def _window_base_pixels(n: int, conv: ConvGeometry, pool: PoolGeometry) -> np.ndarray:
@@ -125,7 +109,7 @@ def conv_relu_pool_forward(X: np.ndarray, W: np.ndarray, conv: ConvGeometry, poo
         # The im2col copy then moves whole image rows instead of runs of f_w * C values.
         planar = np.zeros((C, n, conv.n_H_prev + top + bottom, conv.n_W_prev + left + right), dtype=conv.dtype)
         planar[:, :, top : top + conv.n_H_prev, left : left + conv.n_W_prev] = X[start:stop].transpose(3, 0, 1, 2)
-        view = _planar_cols(planar, conv)
+        view = planar_windows(planar, conv)
         cols = scratch("fused.cols", view.shape, conv.dtype)
         np.copyto(cols, view)
         cols = cols.reshape(K, pixels)
