@@ -276,14 +276,12 @@ def run_numpy_phases(settings, params, X, Y, progress) -> list[dict]:
     from benchmarks.timing import Candidate, run_interleaved
     from reference import fused
     from reference.backend import Trainer
-    from reference.layers import ConvGeometry, PoolGeometry
-    from reference.model import train_gradients
+    from reference.model import conv1_pool1_geometry, train_gradients
     from reference.spec import COURSE_MODEL
 
     progress("profile: NumPy step phases")
     spec = COURSE_MODEL
-    conv = ConvGeometry(X, params["W1"], None, spec.conv1.hparameters)
-    pool = PoolGeometry(np.empty(conv.output_shape, dtype=conv.dtype), spec.pool1.hparameters)
+    conv, pool = conv1_pool1_geometry(params, X, spec)
     P, cache = fused.conv_relu_pool_forward(X, params["W1"], conv, pool)
     dP = np.random.default_rng(settings.seed).standard_normal(P.shape).astype(P.dtype)
     trainer = Trainer(params)

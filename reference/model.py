@@ -43,6 +43,7 @@ __all__ = [
     "model_backward",
     "forward_backward",
     "train_gradients",
+    "conv1_pool1_geometry",
     "predict_logits",
     "IMPLEMENTATIONS",
 ]
@@ -183,17 +184,9 @@ def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fas
     _check_impl(impl)
     dtype = check_params(params, spec)
     check_batch(X, None, dtype, spec)
-    conv_forward = loop_layers.conv_forward if impl == "loop" else fast_layers.conv_forward_fast
-    pool_forward = loop_layers.pool_forward if impl == "loop" else fast_layers.pool_forward_fast
-
-    def conv(A, W, layer):
-        return conv_forward(A, W, None, layer.hparameters)[0]
-
-    def pool(A, layer):
-        return pool_forward(A, layer.hparameters, "max")[0]
-
+    conv, pool = _forward_layers(impl)
     acts: dict[str, np.ndarray] = {}
-    g1, gp1 = _conv1_pool1_geometry(params, X, spec)
+    g1, gp1 = conv1_pool1_geometry(params, X, spec)
     if impl == "fast" and fused.can_fuse(g1, gp1):
         # conv1 by the training step's own products (reference.fused), so that Trainer.step's
         # cost is this forward's, bit for bit.
@@ -207,7 +200,23 @@ def model_forward(params, X, spec: ModelSpec = COURSE_MODEL, *, impl: str = "fas
     return acts
 
 
-def _conv1_pool1_geometry(params, X, spec: ModelSpec) -> tuple[ConvGeometry, PoolGeometry]:
+def _forward_layers(impl: str):
+    """``conv(A, W, layer)`` (no bias) and ``pool(A, layer)`` (max) of the loop or fast layers."""
+    conv_forward = loop_layers.conv_forward if impl == "loop" else fast_layers.conv_forward_fast
+    pool_forward = loop_layers.pool_forward if impl == "loop" else fast_layers.pool_forward_fast
+
+    def conv(A, W, layer):
+        return conv_forward(A, W, None, layer.hparameters)[0]
+
+    def pool(A, layer):
+        return pool_forward(A, layer.hparameters, "max")[0]
+
+    return conv, pool
+
+
+def conv1_pool1_geometry(params, X, spec: ModelSpec = COURSE_MODEL) -> tuple[ConvGeometry, PoolGeometry]:
+    """The geometries of conv1 on ``X`` and of pool1 on conv1's output (what
+    :mod:`reference.fused` needs), without computing anything."""
     g1 = ConvGeometry(X, params["W1"], None, spec.conv1.hparameters)
     # PoolGeometry reads only the shape and dtype of its input: a zero-stride stand-in for Z1.
     gp1 = PoolGeometry(np.broadcast_to(np.zeros((), g1.dtype), g1.output_shape), spec.pool1.hparameters)
@@ -359,12 +368,11 @@ def train_gradients(params, X, Y, spec: ModelSpec = COURSE_MODEL):
     grads : dict dW1 dW2 dW3 db3
     """
     check_batch(X, Y, check_params(params, spec), spec)
-    g1, gp1 = _conv1_pool1_geometry(params, X, spec)
+    g1, gp1 = conv1_pool1_geometry(params, X, spec)
     if not fused.can_fuse(g1, gp1):
         acts = model_forward(params, X, spec)
         return compute_cost(acts["Z3"], Y), model_backward(params, X, Y, acts, spec, need_dX=False)
-    conv = lambda A, W, layer: fast_layers.conv_forward_fast(A, W, None, layer.hparameters)[0]
-    pool = lambda A, layer: fast_layers.pool_forward_fast(A, layer.hparameters, "max")[0]
+    conv, pool = _forward_layers("fast")
     P1, cache1 = fused.conv_relu_pool_forward(X, params["W1"], g1, gp1)
     acts = {"P1": P1, **_forward_after_pool1(params, P1, spec, conv, pool)}
 
