@@ -90,6 +90,7 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     from benchmarks import limits, report, targets
     from benchmarks.env import describe_machine, load_average, numpy_blas_threads
     from reference.data.batches import epoch_mini_batches
+    from reference.gemm import set_block_workers
     from reference.init import course_init
     from reference.spec import COURSE_MODEL, COURSE_TRAINING
 
@@ -127,8 +128,6 @@ def run_benchmark(settings: Settings, progress=_progress) -> dict:
     needs_frameworks = any(s in settings.sections for s in ("layers", "steps", "epoch", "profile", "inference"))
     frameworks = load_frameworks(settings, needs_frameworks)
     meta["torch_threads"], meta["tf_threads"] = frameworks["torch"], frameworks["tf"]
-    from reference.gemm import set_block_workers
-
     set_block_workers(settings.threads)  # NumPy's blocks of images, like the frameworks' pools
     meta["numpy_block_workers"] = settings.threads
     meta["unavailable"] = frameworks["unavailable"]

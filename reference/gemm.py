@@ -16,7 +16,7 @@ Two decisions, made once here for every fast layer:
   :func:`map_blocks`'s thread pool (NumPy releases the GIL inside BLAS, copies, reductions and
   gathers). Each block's arithmetic does not depend on how many workers run it, and results are
   combined in block order, so the bits are the same for 1 worker or 8
-  (``tests/reference/test_reference_gemm.py``).
+  (``tests/reference/test_reference_fused.py``).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def map_blocks(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """``[fn(item) for item in items]``, the items spread over :func:`block_workers` threads.
 
     ``fn`` must only write to its own block's outputs. Results come back in item order; an
-    exception in any block is raised here (after every block has finished).
+    exception in a block is raised here (the other workers may still be finishing their items).
     """
     items = list(items)
     workers = min(_workers, len(items))
