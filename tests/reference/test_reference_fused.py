@@ -169,18 +169,21 @@ def test_training_step_paths_agree_with_model_backward(n_H, n_W):
 
 
 def test_forward_keeps_conv1_bits_of_the_training_step():
-    """model_forward computes Z1 with the training step's own products: the cost Trainer.step
-    reports is the forward's cost to the bit (float32, where orders of summation show)."""
+    """model_forward computes Z1 with the training step's own products: its P1 is the fused
+    path's to the bit, and the cost Trainer.step reports is the forward's (float32, where orders
+    of summation show)."""
     from reference.backend import Trainer
     from reference.init import course_init
-    from reference.model import compute_cost
+    from reference.model import compute_cost, conv1_pool1_geometry
 
     rng = np.random.default_rng(2)
     params = course_init()
-    X = rng.random((6, 64, 64, 3), dtype=np.float32)
-    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 6)]
-    expected = float(compute_cost(model_forward(params, X)["Z3"], Y))
-    assert Trainer(params).step(X, Y) == expected
+    X = rng.random((16, 64, 64, 3), dtype=np.float32)
+    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 16)]
+    acts = model_forward(params, X)
+    P_fused, _ = fused.conv_relu_pool_forward(X, params["W1"], *conv1_pool1_geometry(params, X))
+    np.testing.assert_array_equal(acts["P1"], P_fused)
+    assert Trainer(params).step(X, Y) == float(compute_cost(acts["Z3"], Y))
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,9 +215,17 @@ def test_map_blocks_raises_a_block_error(workers):
 
 
 def test_nested_map_blocks_runs_inline():
+    """A block that maps blocks itself runs them inline: queueing them on the pool whose threads
+    are all busy with the outer blocks would deadlock (run in a thread, so a hang fails)."""
     previous = gemm.set_block_workers(2)
+    result = []
     try:
-        assert gemm.map_blocks(lambda i: sum(gemm.map_blocks(lambda j: i * j, range(3))), range(4)) == [0, 3, 6, 9]
+        runner = threading.Thread(target=lambda: result.append(
+            gemm.map_blocks(lambda i: sum(gemm.map_blocks(lambda j: i * j, range(3))), range(4))), daemon=True)
+        runner.start()
+        runner.join(timeout=30)
+        assert not runner.is_alive(), "nested map_blocks deadlocked"
+        assert result == [[0, 3, 6, 9]]
     finally:
         gemm.set_block_workers(previous)
 
